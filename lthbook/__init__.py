@@ -1,0 +1,12 @@
+"""lthbook: the helper package of the executable book on *Why Lottery Ticket Wins?*.
+
+Modules
+-------
+teacher   the sparse teacher of Eq. (1), student masks, ``W*`` and ``M`` (Eq. 4)
+risk      empirical risk (Eq. 2), gradient and Hessian in closed form
+agd       Algorithm 1 (AGD / GD), batched in torch
+geometry  numerical probes of Theorem 1 (Hessian spectrum, local convexity)
+scales    the ``ci`` / ``book`` / ``paper`` experiment-size switch
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,313 @@
+"""Algorithm 1 (accelerated gradient descent, AGD) with the §5 modifications.
+
+One iteration (Algorithm 1, line 4) is
+
+    W(t+1) = W(t) - eta * grad f_D(W(t)) + beta * (W(t) - W(t-1)),
+
+and ``beta = 0`` is plain gradient descent (GD). As in §5 of the paper:
+
+* every step uses the whole training set (no fresh subsets per step);
+* ``W(0)`` is a random point at a given relative distance from ``W*``
+  (:func:`initial_points`), not the tensor initialization;
+* a run stops when ``||W(t+1) - W(t)||_F / ||W(t)||_F < 1e-8`` or after
+  10 000 iterations, and counts as a success when
+  ``||W - W*||_F / ||W*||_F < 1e-4``.
+
+Many runs go at once: ``P`` data sets, each with ``B`` initial points, are one
+batch of tensors, and each step is a handful of batched matrix products. Each
+run stops on its own (it is frozen once its stopping rule fires), and a run
+whose iterates blow up or stop being finite is flagged ``diverged`` and
+frozen at its last finite iterate: never a silent NaN.
+
+Step size. The book uses the model exactly as Eqs. (1)-(2) write it (output
+scaled by ``1/K``, risk by ``1/(2N)``). For that scaling the default
+``eta="auto"`` sets, per run, ``eta = (1 + beta) / lambda_max``, with
+``lambda_max`` the largest eigenvalue of the Hessian at ``W(0)`` (power
+iteration): the middle of heavy-ball's stability interval
+``0 < eta < 2(1 + beta)/lambda_max``, and ``1/L`` for GD. Theorem 2's
+``eta = K/14`` has the same form, a constant over the Hessian's upper bound
+``Theta(1/K)`` of Eq. (7). See :func:`paper_step_size` for how the paper's
+``eta = 0.5`` maps onto this scaling.
+
+Precision. ``"float64"`` (default) resolves the ``1e-8`` stopping rule.
+``"float32+polish"`` iterates in float32 until the relative step falls under
+``1e-6`` (float32 cannot resolve steps much below ``1e-8``, so the paper's rule
+would never fire) and then finishes in float64 within the same iteration budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ._validation import as_generator, check_float, check_int, resolve_device
+from .risk import batched_gradient, batched_top_eigenvalue
+from .teacher import Problem
+
+STOP_TOL = 1e-8
+MAX_ITER = 10_000
+SUCCESS_TOL = 1e-4
+DIVERGENCE_FACTOR = 1e6
+PRECISIONS = ("float64", "float32", "float32+polish")
+POLISH_SWITCH_TOL = 1e-6
+
+
+def paper_step_size(K: int, eta_unscaled: float = 0.5) -> float:
+    """Translate a step size for the model *without* the ``1/K`` output factor.
+
+    If the student outputs ``sum_j phi(.)`` and fits labels ``K y``, its risk is
+    ``K^2`` times Eq. (2), so GD with step ``eta_unscaled`` on it takes exactly
+    the steps of GD with ``eta = K^2 * eta_unscaled`` on Eq. (2).
+    ``paper_step_size(5) == 12.5``.
+    """
+    K = check_int("K", K, 1)
+    eta_unscaled = check_float("eta_unscaled", eta_unscaled, 0.0, low_inclusive=False)
+    return K * K * eta_unscaled
+
+
+def initial_points(
+    W_star: np.ndarray, distance: float | Sequence[float], n: int = 1, seed: int | np.random.Generator | None = None
+) -> np.ndarray:
+    """Random ``W(0)`` with ``||W(0) - W*||_F / ||W*||_F`` equal to ``distance`` (§5).
+
+    The direction is uniform on the sphere (a normalized Gaussian matrix).
+    ``distance`` may be a scalar (``n`` points) or a sequence (one point per
+    entry, ``n`` ignored). Returns shape ``(n, r, K)``.
+    """
+    W_star = np.asarray(W_star, dtype=float)
+    if W_star.ndim != 2:
+        raise ValueError(f"W_star must have shape (r, K), got {W_star.shape}")
+    dist = np.atleast_1d(np.asarray(distance, dtype=float))
+    if dist.ndim != 1 or not np.all(np.isfinite(dist)) or np.any(dist <= 0):
+        raise ValueError(f"distance must be finite and > 0, got {distance!r}")
+    if dist.size == 1:
+        n = check_int("n", n, 1)
+        dist = np.full(n, dist[0])
+    rng = as_generator(seed)
+    U = rng.standard_normal((dist.size,) + W_star.shape)
+    U /= np.linalg.norm(U, axis=(1, 2), keepdims=True)
+    return W_star[None] + (dist * np.linalg.norm(W_star))[:, None, None] * U
+
+
+@dataclass
+class AGDResult:
+    """Outcome of :func:`run_agd`; arrays have shape ``(P, B)`` (data sets x initial points).
+
+    Attributes
+    ----------
+    W: final iterates, shape ``(P, B, r, K)``.
+    rel_error: ``||W - W*||_F / ||W*||_F``.
+    success: ``rel_error < success_tol`` (and not diverged).
+    stopped: the stopping rule ``||W(t+1)-W(t)||_F/||W(t)||_F < tol`` fired.
+    diverged: iterates became non-finite or exploded; ``W`` is the last finite iterate.
+    n_iter: iterations taken.
+    eta: step size used per run.
+    history: relative errors every ``record_every`` iterations, shape ``(T, P, B)``
+        (``history_iters`` gives the iteration numbers), or ``None``.
+    """
+
+    W: np.ndarray
+    rel_error: np.ndarray
+    success: np.ndarray
+    stopped: np.ndarray
+    diverged: np.ndarray
+    n_iter: np.ndarray
+    eta: np.ndarray
+    beta: float
+    precision: str
+    history: np.ndarray | None = None
+    history_iters: np.ndarray | None = None
+    settings: dict = field(default_factory=dict)
+
+
+def _stack_problems(problems: Problem | Sequence[Problem]) -> list[Problem]:
+    if isinstance(problems, Problem):
+        return [problems]
+    problems = list(problems)
+    if not problems or not all(isinstance(p, Problem) for p in problems):
+        raise TypeError("problems must be a Problem or a non-empty sequence of Problem")
+    shapes = {(p.K, p.N, p.r) for p in problems}
+    if len(shapes) != 1:
+        raise ValueError(f"all problems in one batch must share (K, N, r); got {sorted(shapes)}")
+    return problems
+
+
+def run_agd(
+    problems: Problem | Sequence[Problem],
+    W0: np.ndarray,
+    eta: float | str | np.ndarray = "auto",
+    beta: float = 0.2,
+    *,
+    max_iter: int = MAX_ITER,
+    tol: float = STOP_TOL,
+    success_tol: float = SUCCESS_TOL,
+    precision: str = "float64",
+    device: str | torch.device | None = "cpu",
+    record_every: int | None = None,
+    progress: bool = False,
+) -> AGDResult:
+    """Run Algorithm 1 from many initial points on one or many data sets at once.
+
+    Parameters
+    ----------
+    problems:
+        A :class:`~lthbook.teacher.Problem` or a list of ``P`` problems sharing ``K``, ``N``, ``r``.
+    W0:
+        Initial points: shape ``(B, r, K)`` (the same ``B`` starting points for each problem is
+        *not* assumed: for ``P > 1`` pass ``(P, B, r, K)``).
+    eta:
+        Step size ``eta``: a positive number, an array of shape ``(P, B)``, or ``"auto"`` =
+        ``(1 + beta) / lambda_max(grad^2 f_D(W(0)))`` per run (see module docstring).
+    beta:
+        Momentum ``beta`` in ``[0, 1)``; 0 gives GD. The paper's §5 uses 0.2.
+    max_iter, tol, success_tol:
+        Iteration cap (10 000), stopping tolerance on the relative step (1e-8) and
+        success threshold on the relative error (1e-4), all from §5.
+    precision:
+        ``"float64"``, ``"float32"`` or ``"float32+polish"`` (module docstring).
+    device:
+        ``"cpu"`` or ``"cuda[:i]"``.
+    record_every:
+        Record the relative error every this many iterations (``None``: no history).
+    progress:
+        Show a tqdm progress bar over iterations.
+    """
+    problems = _stack_problems(problems)
+    P = len(problems)
+    K, N, r = problems[0].K, problems[0].N, problems[0].r
+    W0 = np.asarray(W0, dtype=float)
+    if W0.ndim == 3 and P == 1:
+        W0 = W0[None]
+    if W0.ndim != 4 or W0.shape[0] != P or W0.shape[2:] != (r, K):
+        raise ValueError(f"W0 must have shape (B, {r}, {K}) for one problem or ({P}, B, {r}, {K}); got {W0.shape}")
+    if not np.all(np.isfinite(W0)):
+        raise ValueError("W0 must contain only finite values (found NaN or inf)")
+    B = W0.shape[1]
+    beta = check_float("beta", beta, 0.0, 1.0, high_inclusive=False)
+    max_iter = check_int("max_iter", max_iter, 1)
+    tol = check_float("tol", tol, 0.0, low_inclusive=False)
+    success_tol = check_float("success_tol", success_tol, 0.0, low_inclusive=False)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if record_every is not None:
+        record_every = check_int("record_every", record_every, 1)
+    dev = resolve_device(device)
+
+    f64 = torch.float64
+    Xg = torch.from_numpy(np.stack([p.gathered() for p in problems])).to(dev, f64)
+    y = torch.from_numpy(np.stack([p.y for p in problems])).to(dev, f64)
+    V_star = torch.from_numpy(np.stack([p.W_star.T for p in problems])).to(dev, f64)[..., None]  # (P,K,r,1)
+    V0 = torch.from_numpy(np.ascontiguousarray(W0.transpose(0, 3, 2, 1))).to(dev, f64)  # (P,K,r,B)
+
+    if isinstance(eta, str):
+        if eta != "auto":
+            raise ValueError(f"eta must be a positive number, an array of shape (P, B), or 'auto'; got {eta!r}")
+        lam = batched_top_eigenvalue(Xg, V0)
+        eta_t = (1.0 + beta) / lam
+    else:
+        eta_arr = np.broadcast_to(np.asarray(eta, dtype=float), (P, B)) if np.ndim(eta) else np.full((P, B), float(eta))
+        if not np.all(np.isfinite(eta_arr)) or np.any(eta_arr <= 0):
+            raise ValueError(f"eta must be finite and > 0, got {eta!r}")
+        eta_t = torch.from_numpy(np.array(eta_arr)).to(dev, f64)
+
+    state = _State(V=V0.clone(), V_prev=V0.clone(), n_iter=torch.zeros(P, B, dtype=torch.long, device=dev),
+                   stopped=torch.zeros(P, B, dtype=torch.bool, device=dev),
+                   diverged=torch.zeros(P, B, dtype=torch.bool, device=dev))
+    history: list[torch.Tensor] = []
+    history_iters: list[int] = []
+    star_norm = V_star.norm(dim=(1, 2))  # (P,1)
+
+    def rel_err(V: torch.Tensor) -> torch.Tensor:
+        return (V.to(f64) - V_star).norm(dim=(1, 2)) / star_norm
+
+    if record_every is not None:
+        history.append(rel_err(state.V))
+        history_iters.append(0)
+
+    phases = [("float64", tol)] if precision == "float64" else [("float32", tol)]
+    if precision == "float32+polish":
+        phases = [("float32", max(tol, POLISH_SWITCH_TOL)), ("float64", tol)]
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=max_iter, desc="AGD iterations", unit="it")
+    t = 0
+    for phase_index, (dtype_name, phase_tol) in enumerate(phases):
+        dtype = torch.float32 if dtype_name == "float32" else f64
+        last_phase = phase_index == len(phases) - 1
+        t = _iterate(state, Xg.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t, max_iter,
+                     phase_tol, record_every, history, history_iters, rel_err, bar)
+        if not last_phase:
+            # runs that met the float32 switch criterion continue in float64
+            state.stopped &= state.diverged
+        if t >= max_iter:
+            break
+    if bar is not None:
+        bar.close()
+
+    err = rel_err(state.V)
+    success = (err < success_tol) & ~state.diverged
+    to_np = lambda a: a.detach().cpu().numpy()  # noqa: E731
+    return AGDResult(
+        W=to_np(state.V.to(f64).permute(0, 3, 2, 1)),
+        rel_error=to_np(err),
+        success=to_np(success),
+        stopped=to_np(state.stopped & ~state.diverged),
+        diverged=to_np(state.diverged),
+        n_iter=to_np(state.n_iter),
+        eta=to_np(eta_t),
+        beta=beta,
+        precision=precision,
+        history=to_np(torch.stack(history)) if history else None,
+        history_iters=np.asarray(history_iters) if history else None,
+        settings={"max_iter": max_iter, "tol": tol, "success_tol": success_tol, "device": str(dev)},
+    )
+
+
+@dataclass
+class _State:
+    V: torch.Tensor
+    V_prev: torch.Tensor
+    n_iter: torch.Tensor
+    stopped: torch.Tensor
+    diverged: torch.Tensor
+
+
+def _iterate(state, Xg, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rel_err, bar):
+    """Advance all unfinished runs until each stops, diverges, or ``t`` reaches ``max_iter``."""
+    V = state.V.to(Xg.dtype)
+    V_prev = state.V_prev.to(Xg.dtype)
+    eta_b = eta[:, None, None, :]  # (P,1,1,B)
+    star_norm = V_star.norm(dim=(1, 2))
+    limit = DIVERGENCE_FACTOR * (1.0 + star_norm)
+    check_every = 25
+    while t < max_iter:
+        active = ~(state.stopped | state.diverged)  # (P,B)
+        if t % check_every == 0 and not bool(active.any()):
+            break
+        G = batched_gradient(Xg, y, V)
+        V_next = V - eta_b * G + beta * (V - V_prev)
+        step = (V_next - V).norm(dim=(1, 2)) / V.norm(dim=(1, 2)).clamp_min(torch.finfo(V.dtype).tiny)
+        bad = ~torch.isfinite(V_next).all(dim=(1, 2)) | ((V_next - V_star).norm(dim=(1, 2)) > limit)
+        newly_diverged = active & bad
+        move = active & ~bad
+        m = move[:, None, None, :]
+        V_prev = torch.where(m, V, V_prev)
+        V = torch.where(m, V_next, V)
+        state.n_iter += move.long()
+        state.stopped |= move & (step < tol)
+        state.diverged |= newly_diverged
+        t += 1
+        if bar is not None:
+            bar.update(1)
+        if record_every is not None and t % record_every == 0:
+            history.append(rel_err(V))
+            history_iters.append(t)
+    state.V = V.to(torch.float64)
+    state.V_prev = V_prev.to(torch.float64)
+    return t

@@ -1,0 +1,169 @@
+"""Empirical risk of Eq. (2), its gradient and its Hessian, in closed form.
+
+The student's output for sample ``n`` is ``(1/K) sum_j phi(w_j^T x_{n,Omega_j})``
+and the empirical risk is
+
+    f_D(W) = 1/(2N) sum_n ( (1/K) sum_j phi(w_j^T x_{n,Omega_j}) - y_n )^2      (Eq. 2)
+
+Writing ``z_nj = w_j^T x_{n,Omega_j}``, ``a_nj = 1[z_nj > 0]`` (``phi'``) and
+``e_n`` for the residual in brackets,
+
+    grad_{w_j} f = 1/(N K) sum_n e_n a_nj x_{n,Omega_j}
+    d^2 f / dw_j dw_l = 1/(N K^2) sum_n a_nj a_nl x_{n,Omega_j} x_{n,Omega_l}^T
+
+The second formula is the Hessian wherever it exists: ReLU is piecewise linear,
+so ``phi'' = 0`` off the kinks ``z_nj = 0`` and the risk is a quadratic on each
+cell of fixed activation pattern. It is a Gram matrix, hence always positive
+semi-definite; see the §3 chapter for what local convexity means then.
+
+The Hessian is laid out for ``vec(W) = [w_1; w_2; ...; w_K]`` (columns
+stacked), i.e. entry ``(j*r + i, l*r + m)`` is ``d^2 f / dW_{ij} dW_{ml}``.
+
+All functions here run in torch (float64 by default). The ``batched_*``
+kernels take many weight matrices and many data sets at once and are what
+:mod:`lthbook.agd` iterates; the plain functions wrap them for one ``W``.
+
+Internal batched layout: data ``Xg`` of shape ``(P, K, N, r)`` (``P`` data sets,
+``Xg[p, j] = X_p[:, Omega_j]``), labels ``y`` of shape ``(P, N)`` and weights
+``V`` of shape ``(P, K, r, B)`` (``B`` weight matrices per data set).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._validation import check_finite, check_shape
+from .teacher import check_supports
+
+# --------------------------------------------------------------------------
+# batched kernels (torch, internal layout)
+# --------------------------------------------------------------------------
+
+
+def batched_preactivations(Xg: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """``z_nj`` for every data set and weight matrix: shape ``(P, K, N, B)``."""
+    return Xg @ V
+
+
+def batched_residual(Z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Residuals ``e_n = (1/K) sum_j phi(z_nj) - y_n``, shape ``(P, N, B)``."""
+    return torch.relu(Z).mean(dim=1) - y[:, :, None]
+
+
+def batched_risk(Xg: torch.Tensor, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """Eq. (2) for every data set and weight matrix, shape ``(P, B)``."""
+    e = batched_residual(batched_preactivations(Xg, V), y)
+    return 0.5 * (e * e).mean(dim=1)
+
+
+def batched_gradient(Xg: torch.Tensor, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """Gradient of Eq. (2), shape ``(P, K, r, B)`` like ``V``."""
+    K, N = Xg.shape[1], Xg.shape[2]
+    Z = batched_preactivations(Xg, V)
+    e = batched_residual(Z, y)
+    weighted = torch.where(Z > 0, e[:, None], torch.zeros((), dtype=Z.dtype, device=Z.device))
+    return Xg.transpose(-1, -2) @ weighted / (N * K)
+
+
+def batched_hvp(Xg: torch.Tensor, active: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+    """Hessian-vector product ``H(W) U`` given the activation pattern ``active = (Z > 0)``.
+
+    ``active`` has shape ``(P, K, N, B)`` and ``U`` has the layout of ``V``.
+    """
+    K, N = Xg.shape[1], Xg.shape[2]
+    s = ((Xg @ U) * active).sum(dim=1, keepdim=True)  # (P, 1, N, B)
+    return Xg.transpose(-1, -2) @ (active * s) / (N * K * K)
+
+
+def batched_top_eigenvalue(
+    Xg: torch.Tensor, V: torch.Tensor, iterations: int = 60, seed: int = 0
+) -> torch.Tensor:
+    """Largest Hessian eigenvalue ``lambda_max`` at each ``V`` by power iteration, shape ``(P, B)``.
+
+    The Hessian is positive semi-definite (a Gram matrix), so power iteration
+    converges to ``lambda_max`` from below; 60 steps give a few digits, which is
+    all a step-size rule needs.
+    """
+    active = (batched_preactivations(Xg, V) > 0).to(Xg.dtype)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    U = torch.randn(V.shape, generator=gen, dtype=V.dtype).to(V.device)
+    lam = torch.zeros(V.shape[0], V.shape[-1], dtype=V.dtype, device=V.device)
+    for _ in range(iterations):
+        U = U / U.norm(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(V.dtype).tiny)
+        HU = batched_hvp(Xg, active, U)
+        lam = (HU * U).sum(dim=(1, 2))
+        U = HU
+    return lam
+
+
+# --------------------------------------------------------------------------
+# one weight matrix, one data set (numpy in, numpy out)
+# --------------------------------------------------------------------------
+
+
+def _prepare(W, X, y, supports):
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    W = np.asarray(W, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"X must have shape (N, d), got {X.shape}")
+    N, d = X.shape
+    supports = check_supports("supports", supports, d)
+    K, r = supports.shape
+    check_shape("y", y, (N,))
+    check_shape("W", W, (r, K))
+    for name, arr in (("X", X), ("y", y), ("W", W)):
+        check_finite(name, arr)
+    Xg = torch.from_numpy(np.transpose(X[:, supports], (1, 0, 2)).copy())[None]  # (1, K, N, r)
+    V = torch.from_numpy(W.T.copy())[None, :, :, None]  # (1, K, r, 1)
+    return Xg, torch.from_numpy(y)[None], V
+
+
+def empirical_risk(W: np.ndarray, X: np.ndarray, y: np.ndarray, supports: np.ndarray) -> float:
+    """Empirical risk ``f_D(W)`` of Eq. (2).
+
+    Parameters
+    ----------
+    W: student weights, shape ``(r, K)``; column ``j`` is ``w_j``.
+    X: inputs, shape ``(N, d)``.  y: labels, shape ``(N,)``.
+    supports: the student's index sets ``Omega``, shape ``(K, r)``.
+    """
+    Xg, yt, V = _prepare(W, X, y, supports)
+    return float(batched_risk(Xg, yt, V)[0, 0])
+
+
+def risk_gradient(W: np.ndarray, X: np.ndarray, y: np.ndarray, supports: np.ndarray) -> np.ndarray:
+    """Gradient ``grad f_D(W)`` of Eq. (2), shape ``(r, K)`` (formula in the module docstring)."""
+    Xg, yt, V = _prepare(W, X, y, supports)
+    return batched_gradient(Xg, yt, V)[0, :, :, 0].T.numpy()
+
+
+def risk_hessian(W: np.ndarray, X: np.ndarray, y: np.ndarray, supports: np.ndarray) -> np.ndarray:
+    """Hessian ``grad^2 f_D(W)`` of Eq. (2), shape ``(rK, rK)``, ordered as ``vec(W)``.
+
+    Exact wherever no ``z_nj`` is exactly 0 (almost every ``W``); this is the
+    matrix whose spectrum Theorem 1 (Eq. 7) bounds.
+    """
+    Xg, _, V = _prepare(W, X, y, supports)
+    Xg, V = Xg[0], V[0, :, :, 0]  # (K, N, r), (K, r)
+    K, N, r = Xg.shape
+    active = (torch.einsum("knr,kr->kn", Xg, V) > 0).to(Xg.dtype)
+    A = (Xg * active[:, :, None]).permute(1, 0, 2).reshape(N, K * r)  # row n = [a_n1 x_n1, ..., a_nK x_nK]
+    return (A.T @ A / (N * K * K)).numpy()
+
+
+def dense_risk(W_tilde: np.ndarray, X: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
+    """Eq. (4): the risk of a dense ``tilde W`` (shape ``(d, K)``) under the constraint ``tilde W = M ⊙ tilde W``.
+
+    Raises if ``W_tilde`` has a non-zero entry outside the mask ``M``.
+    """
+    W_tilde = np.asarray(W_tilde, dtype=float)
+    mask = np.asarray(mask)
+    X = np.asarray(X, dtype=float)
+    check_shape("mask", mask, W_tilde.shape)
+    if np.any((mask == 0) & (W_tilde != 0)):
+        raise ValueError("W_tilde violates the constraint W_tilde = M ⊙ W_tilde of Eq. (4)")
+    K = W_tilde.shape[1]
+    outputs = np.maximum(X @ W_tilde, 0.0).sum(axis=1) / K
+    return float(0.5 * np.mean((outputs - np.asarray(y, dtype=float)) ** 2))

@@ -1,0 +1,46 @@
+"""The one switch for how big the experiments are: ``ci``, ``book`` or ``paper``.
+
+* ``ci`` -- seconds per chapter; used by the tests (nbval) so CI stays fast.
+* ``book`` -- minutes per chapter; the default, used when the book is built.
+* ``paper`` -- the paper's own settings (trial counts, grids); hours on a CPU.
+
+The scale comes from the ``scale`` argument when given, otherwise from the
+``LTHBOOK_SCALE`` environment variable, otherwise ``book``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, TypeVar
+
+SCALES: tuple[str, ...] = ("ci", "book", "paper")
+ENV_VAR = "LTHBOOK_SCALE"
+DEFAULT_SCALE = "book"
+
+T = TypeVar("T")
+
+
+def get_scale(scale: str | None = None) -> str:
+    """Return the active scale name, validating it.
+
+    Parameters
+    ----------
+    scale:
+        ``"ci"``, ``"book"`` or ``"paper"``; ``None`` reads ``$LTHBOOK_SCALE``
+        (default ``"book"``).
+    """
+    source = "scale"
+    if scale is None:
+        scale = os.environ.get(ENV_VAR, DEFAULT_SCALE)
+        source = f"${ENV_VAR}"
+    if scale not in SCALES:
+        raise ValueError(f"{source} must be one of {', '.join(SCALES)}; got {scale!r}")
+    return scale
+
+
+def pick(options: Mapping[str, T], scale: str | None = None) -> T:
+    """Pick the entry of ``options`` (keyed by scale name) for the active scale."""
+    missing = [s for s in SCALES if s not in options]
+    if missing:
+        raise ValueError(f"options must define every scale; missing {missing}")
+    return options[get_scale(scale)]

@@ -19,7 +19,6 @@ import nbformat
 from nbval.plugin import IPyNbFile
 
 os.environ.setdefault("LTHBOOK_SCALE", "ci")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 BOOK_DIR = Path(__file__).parent / "book"
 

@@ -31,8 +31,10 @@ iteration): the middle of heavy-ball's stability interval
 
 Precision. ``"float64"`` (default) resolves the ``1e-8`` stopping rule.
 ``"float32+polish"`` iterates in float32 until the relative step falls under
-``1e-6`` (float32 cannot resolve steps much below ``1e-8``, so the paper's rule
-would never fire) and then finishes in float64 within the same iteration budget.
+``1e-6`` and then finishes in float64 within the same iteration budget. Plain
+float32 cannot resolve relative steps much below ``1e-8``: for large ``r`` its
+step-to-step change stalls near that level, so the paper's rule fires late or
+only by rounding luck, and the run may go to the iteration cap.
 """
 
 from __future__ import annotations
@@ -80,10 +82,11 @@ def initial_points(
     W_star = np.asarray(W_star, dtype=float)
     if W_star.ndim != 2:
         raise ValueError(f"W_star must have shape (r, K), got {W_star.shape}")
+    scalar = np.ndim(distance) == 0
     dist = np.atleast_1d(np.asarray(distance, dtype=float))
-    if dist.ndim != 1 or not np.all(np.isfinite(dist)) or np.any(dist <= 0):
+    if dist.ndim != 1 or dist.size == 0 or not np.all(np.isfinite(dist)) or np.any(dist <= 0):
         raise ValueError(f"distance must be finite and > 0, got {distance!r}")
-    if dist.size == 1:
+    if scalar:
         n = check_int("n", n, 1)
         dist = np.full(n, dist[0])
     rng = as_generator(seed)
@@ -206,6 +209,11 @@ def run_agd(
         if eta != "auto":
             raise ValueError(f"eta must be a positive number, an array of shape (P, B), or 'auto'; got {eta!r}")
         lam = batched_top_eigenvalue(Xg, V0)
+        if not bool((lam > 0).all()):
+            raise ValueError(
+                "eta='auto' needs W0 at which some neuron is active on some sample (the Hessian at W0 is zero); "
+                "pass an explicit eta"
+            )
         eta_t = (1.0 + beta) / lam
     else:
         eta_arr = np.broadcast_to(np.asarray(eta, dtype=float), (P, B)) if np.ndim(eta) else np.full((P, B), float(eta))

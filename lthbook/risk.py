@@ -77,23 +77,34 @@ def batched_hvp(Xg: torch.Tensor, active: torch.Tensor, U: torch.Tensor) -> torc
 
 
 def batched_top_eigenvalue(
-    Xg: torch.Tensor, V: torch.Tensor, iterations: int = 60, seed: int = 0
+    Xg: torch.Tensor, V: torch.Tensor, max_iterations: int = 2000, rtol: float = 1e-7, seed: int = 0
 ) -> torch.Tensor:
     """Largest Hessian eigenvalue ``lambda_max`` at each ``V`` by power iteration, shape ``(P, B)``.
 
-    The Hessian is positive semi-definite (a Gram matrix), so power iteration
-    converges to ``lambda_max`` from below; 60 steps give a few digits, which is
-    all a step-size rule needs.
+    The Hessian is positive semi-definite (a Gram matrix), so the Rayleigh
+    quotients of power iteration rise monotonically to ``lambda_max``. Iteration
+    continues until every run's estimate changes by less than ``rtol`` (relative)
+    in one step, or ``max_iterations``. Every run starts from the same vector
+    (drawn from ``seed``), so a run's estimate does not depend on which other runs
+    share its batch.
     """
     active = (batched_preactivations(Xg, V) > 0).to(Xg.dtype)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    U = torch.randn(V.shape, generator=gen, dtype=V.dtype).to(V.device)
+    start = torch.randn((1, V.shape[1], V.shape[2], 1), generator=gen, dtype=V.dtype).to(V.device)
+    U = start.expand_as(V).clone()
     lam = torch.zeros(V.shape[0], V.shape[-1], dtype=V.dtype, device=V.device)
-    for _ in range(iterations):
+    done = torch.zeros_like(lam, dtype=torch.bool)
+    for _ in range(max_iterations):
         U = U / U.norm(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(V.dtype).tiny)
         HU = batched_hvp(Xg, active, U)
-        lam = (HU * U).sum(dim=(1, 2))
-        U = HU
+        new = (HU * U).sum(dim=(1, 2))
+        # each run is frozen once converged, so its estimate ignores its batch mates
+        converged = (new - lam).abs() <= rtol * new.abs()
+        lam = torch.where(done, lam, new)
+        done |= converged
+        U = torch.where(done[:, None, None, :], U, HU)
+        if bool(done.all()):
+            break
     return lam
 
 

@@ -44,3 +44,25 @@ def pick(options: Mapping[str, T], scale: str | None = None) -> T:
     if missing:
         raise ValueError(f"options must define every scale; missing {missing}")
     return options[get_scale(scale)]
+
+
+SEED_ENV_VAR = "LTHBOOK_SEED"
+
+
+def get_seed(seed: int | None = None) -> int:
+    """Base seed of the chapters' experiments: ``seed`` if given, else ``$LTHBOOK_SEED``, else 0.
+
+    Every random draw in a chapter is offset by this number, so the whole book
+    can be re-run on fresh randomness (the claim checks must hold for any seed).
+    """
+    source = "seed"
+    if seed is None:
+        raw = os.environ.get(SEED_ENV_VAR, "0")
+        source = f"${SEED_ENV_VAR}"
+        try:
+            seed = int(raw)
+        except ValueError:
+            raise ValueError(f"{source} must be a non-negative integer; got {raw!r}") from None
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"{source} must be a non-negative integer; got {seed!r}")
+    return seed

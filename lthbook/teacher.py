@@ -220,6 +220,49 @@ class Problem:
         return mask_matrix(self.supports, self.d)
 
 
+def orthonormal_teacher(K: int, d: int, seed: int | np.random.Generator | None = None) -> SparseTeacher:
+    """A dense teacher (``r* = d``) whose ``K`` weight vectors are orthonormal.
+
+    Its ``W*`` has condition number 1, which isolates the ``K``-dependence of
+    Theorem 1's bounds from the conditioning of a random ``W*`` (the ``Theta``'s
+    in Eq. 7 hide constants that depend on it). Needs ``K <= d``.
+    """
+    K = check_int("K", K, 1)
+    d = check_int("d", d, K)
+    rng = as_generator(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((d, K)))
+    return SparseTeacher(weights=Q, supports=np.tile(np.arange(d), (K, 1)), d=d)
+
+
+def make_problem_from_teacher(
+    teacher: SparseTeacher,
+    r: int,
+    N: int,
+    noise_level: float = 0.0,
+    seed: int | np.random.Generator | None = None,
+) -> Problem:
+    """Draw the student mask (``|Omega_j| = r``), ``N`` inputs ``x_n ~ N(0, I_d)`` and labels of Eq. (1) for ``teacher``."""
+    r = check_int("r", r, teacher.r_star, teacher.d)
+    N = check_int("N", N, 1)
+    noise_level = check_float("noise_level", noise_level, 0.0)
+    rng = as_generator(seed)
+    supports = sample_student_supports(teacher, r, rng)
+    X = rng.standard_normal((N, teacher.d))
+    y_clean = teacher(X)
+    sigma = noise_std(y_clean, noise_level)
+    y = y_clean + sigma * rng.standard_normal(N)
+    return Problem(
+        X=X,
+        y=y,
+        y_clean=y_clean,
+        teacher=teacher,
+        supports=supports,
+        W_star=augmented_weights(teacher, supports),
+        sigma=sigma,
+        meta={"noise_level": noise_level},
+    )
+
+
 def make_problem(
     K: int,
     d: int,
@@ -245,20 +288,7 @@ def make_problem(
     r = check_int("r", r, 1, d)
     r_star = check_int("r_star", r_star, 1, r)
     N = check_int("N", N, 1)
+    noise_level = check_float("noise_level", noise_level, 0.0)
     rng = as_generator(seed)
     teacher = sample_teacher(K, d, r_star, rng)
-    supports = sample_student_supports(teacher, r, rng)
-    X = rng.standard_normal((N, d))
-    y_clean = teacher(X)
-    sigma = noise_std(y_clean, noise_level)
-    y = y_clean + sigma * rng.standard_normal(N)
-    return Problem(
-        X=X,
-        y=y,
-        y_clean=y_clean,
-        teacher=teacher,
-        supports=supports,
-        W_star=augmented_weights(teacher, supports),
-        sigma=sigma,
-        meta={"noise_level": float(noise_level)},
-    )
+    return make_problem_from_teacher(teacher, r, N, noise_level, rng)

@@ -120,3 +120,16 @@ def test_get_seed(monkeypatch):
         get_seed()
     with pytest.raises(ValueError, match="seed"):
         get_seed(-1)
+
+
+@pytest.mark.parametrize("shape", [(3, 20, 4, 8, 400), (5, 60, 10, 40, 600)])
+def test_hessian_difference_norm_matches_dense_computation(shape):
+    from lthbook.agd import initial_points
+    from lthbook.geometry import hessian_difference_norm
+
+    K, d, r_star, r, N = shape
+    p = make_problem(K=K, d=d, r_star=r_star, r=r, N=N, seed=5)
+    H_star = risk_hessian(p.W_star, p.X, p.y, p.supports)
+    for W in initial_points(p.W_star, [0.05, 0.4], seed=2):
+        dense = np.linalg.norm(risk_hessian(W, p.X, p.y, p.supports) - H_star, 2)
+        assert hessian_difference_norm(p, W) == pytest.approx(dense, rel=1e-5)

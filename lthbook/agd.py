@@ -109,7 +109,9 @@ class AGDResult:
     n_iter: iterations taken.
     eta: step size used per run.
     history: relative errors every ``record_every`` iterations, shape ``(T, P, B)``
-        (``history_iters`` gives the iteration numbers), or ``None``.
+        (``history_iters`` gives the iteration numbers), or ``None``. Recording ends
+        once every run of the batch has stopped (checked every 25 iterations), so a
+        stopped run's last entries repeat its final error.
     """
 
     W: np.ndarray

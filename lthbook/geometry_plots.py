@@ -32,6 +32,7 @@ def plot_spectrum_vs_K(orthonormal: SpectrumSweep, random: SpectrumSweep | None 
     ax.set_xlabel("number of neurons $K$")
     ax.set_ylabel(r"eigenvalue of $\nabla^2 \hat f_{\mathcal{D}}(W^*)$")
     ax.set_xticks(K, [str(k) for k in K])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.legend(fontsize=8, loc="lower left")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -69,7 +70,9 @@ def plot_convex_region(region: ConvexRegionSweep) -> Figure:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
     colors = plt.cm.viridis(np.linspace(0, 0.9, region.r_values.size))
     for i, r in enumerate(region.r_values):
-        ax.loglog(region.radii, region.perturbation[i].mean(0), "o-", ms=3, color=colors[i], label=f"r = {r}")
+        pert = region.perturbation[i].mean(0)
+        shown = pert > 0  # no activation flips yet: zero perturbation, off a log axis
+        ax.loglog(region.radii[shown], pert[shown], "o-", ms=3, color=colors[i], label=f"r = {r}")
         ax.axhline(region.lam_min[i].mean(), color=colors[i], ls="--", lw=1)
     ax.set_xlabel(r"relative distance $\|W - W^*\|_F / \|W^*\|_F$")
     ax.set_ylabel(r"$\|\nabla^2 \hat f(W) - \nabla^2 \hat f(W^*)\|_2$")

@@ -14,7 +14,8 @@ sets ``Omega_j ⊇ Omega*_j`` (``r`` inputs each), the augmented ground truth
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -64,6 +65,23 @@ MAX_DRAWN_INPUTS = 40
 def use_book_style() -> None:
     """Apply :data:`BOOK_STYLE` globally (every function here also applies it locally)."""
     matplotlib.rcParams.update(BOOK_STYLE)
+
+
+@contextmanager
+def _book_style() -> Iterator[None]:
+    """Apply :data:`BOOK_STYLE` for the duration of a plot and restore *only those* keys.
+
+    ``matplotlib.rc_context`` would restore every rcParam, including ``interactive``;
+    when the first figure of a Jupyter session resolves the inline backend inside the
+    context, that would switch interactive mode back off and later figures would not be
+    displayed.
+    """
+    old = {key: matplotlib.rcParams[key] for key in BOOK_STYLE}
+    matplotlib.rcParams.update(BOOK_STYLE)
+    try:
+        yield
+    finally:
+        matplotlib.rcParams.update(old)
 
 
 # --------------------------------------------------------------------------
@@ -145,7 +163,7 @@ def plot_teacher_student(teacher: SparseTeacher, supports: np.ndarray | None = N
         raise ValueError(f"d={teacher.d} inputs are too many to draw legibly; use d <= {MAX_DRAWN_INPUTS}")
     if supports is not None:
         supports = _check_student_supports(teacher, supports)
-    with plt.rc_context(BOOK_STYLE):
+    with _book_style():
         ncols = 1 if supports is None else 2
         width = max(4.0, 0.32 * teacher.d + 1.2)
         fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 3.4), squeeze=False)
@@ -174,8 +192,9 @@ def plot_teacher_student(teacher: SparseTeacher, supports: np.ndarray | None = N
 def plot_masked_weights(teacher: SparseTeacher, supports: np.ndarray) -> Figure:
     """Show the three matrices of §2 side by side.
 
-    Left: the augmented ``W*`` (shape ``(r, K)``, student coordinates). Middle: its
-    zero-padded form ``tilde W*`` (shape ``(d, K)``). Right: the student's mask ``M``
+    Left: the augmented ``W*`` (shape ``(r, K)``, student coordinates; row ``k`` of column
+    ``j`` belongs to the ``k``-th input of ``Omega_j``). Middle: its zero-padded form
+    ``tilde W*`` (shape ``(d, K)``); for ``d <= 24`` the exact zeros are marked "0". Right: the student's mask ``M``
     (``M_ij = 1`` iff ``i in Omega_j``), with the teacher's mask ``M*`` marked, so that
     ``Supp(M) ⊇ Supp(M*)`` can be read off.
 
@@ -197,7 +216,7 @@ def plot_masked_weights(teacher: SparseTeacher, supports: np.ndarray) -> Figure:
     M = mask_matrix(supports, d)
     M_star = teacher.mask()
     vmax = float(np.abs(W_tilde).max()) or 1.0
-    with plt.rc_context(BOOK_STYLE):
+    with _book_style():
         height = max(3.2, 0.22 * d + 1.4)
         fig, axes = plt.subplots(1, 3, figsize=(8.8, height),
                                  gridspec_kw={"width_ratios": [1, 1, 1]}, constrained_layout=True)
@@ -210,7 +229,7 @@ def plot_masked_weights(teacher: SparseTeacher, supports: np.ndarray) -> Figure:
         titles = [rf"$W^*$  ($r \times K$ = {r}$\times${K})",
                   rf"$\widetilde W^*$  ($d \times K$ = {d}$\times${K})",
                   r"mask $M$ (and $M^*$)"]
-        ylabels = [r"position $i$ in $\Omega_j$", r"input index $i$", r"input index $i$"]
+        ylabels = [r"position $k$ in $\Omega_j$", r"input index $i$", ""]
         for ax, title, ylabel, rows in zip(axes, titles, ylabels, (r, d, d)):
             ax.set_title(title, fontsize=10)
             ax.set_xlabel(r"neuron $j$")
@@ -219,7 +238,11 @@ def plot_masked_weights(teacher: SparseTeacher, supports: np.ndarray) -> Figure:
             step = 1 if rows <= 16 else int(np.ceil(rows / 12))
             ax.set_yticks(range(0, rows, step), [str(i + 1) for i in range(0, rows, step)])
             ax.grid(False)
-        fig.colorbar(im, ax=axes[:2], shrink=0.8, label="weight value")
+        if d <= 24:  # mark the structural zeros, which small weights would otherwise resemble
+            for ax, mat in ((axes[0], W_star), (axes[1], W_tilde)):
+                for (row, col) in zip(*np.nonzero(mat == 0)):
+                    ax.text(col, row, "0", ha="center", va="center", fontsize=7, color="#9a9a9a")
+        fig.colorbar(im, ax=axes[:2], shrink=0.8, pad=0.04, label="weight value")
         handles = [matplotlib.patches.Patch(color=COLORS["teacher"], label=r"$M^*_{ij}=1$ (teacher)"),
                    matplotlib.patches.Patch(color=COLORS["extra"], label=r"$M_{ij}=1$, $M^*_{ij}=0$"),
                    matplotlib.patches.Patch(facecolor="#f2f2f2", edgecolor="#999999", label=r"$M_{ij}=0$ (pruned)")]
@@ -300,7 +323,7 @@ def plot_error_curves(
     t_max = max(float(it[-1]) for it, _ in prepared.values())
     t_min = min(float(it[0]) for it, _ in prepared.values())
     palette = [COLORS["pruned"], COLORS["dense"], "#2e8b57", "#8e44ad", "#7f7f7f"]
-    with plt.rc_context(BOOK_STYLE):
+    with _book_style():
         fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
         for k, (label, (iterations, values)) in enumerate(prepared.items()):
             color = (colors or {}).get(label, palette[k % len(palette)])

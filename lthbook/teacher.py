@@ -16,7 +16,7 @@ Index sets are stored as integer arrays of shape ``(K, r)``, each row sorted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -292,3 +292,22 @@ def make_problem(
     rng = as_generator(seed)
     teacher = sample_teacher(K, d, r_star, rng)
     return make_problem_from_teacher(teacher, r, N, noise_level, rng)
+
+
+def with_supports(problem: Problem, supports: np.ndarray) -> Problem:
+    """The same teacher and samples seen through another student mask ``Omega`` (shape ``(K, r)``).
+
+    ``W*`` is recomputed for the new mask (:func:`augmented_weights`), so the new
+    mask must still contain the teacher's (``Omega_j ⊇ Omega*_j``). Use
+    :func:`dense_supports` for the unpruned student (``r = d``).
+    """
+    supports = check_supports("supports", supports, problem.d)
+    if supports.shape[0] != problem.K:
+        raise ValueError(f"supports must have K={problem.K} rows, got {supports.shape[0]}")
+    supports = np.sort(supports, axis=1)
+    return replace(problem, supports=supports, W_star=augmented_weights(problem.teacher, supports))
+
+
+def dense_supports(K: int, d: int) -> np.ndarray:
+    """Index sets of the dense student: every neuron sees all ``d`` inputs (``r = d``, ``M`` all ones)."""
+    return np.tile(np.arange(check_int("d", d, 1)), (check_int("K", K, 1), 1))

@@ -64,6 +64,15 @@ def test_functions_do_not_leak_style():
     assert matplotlib.rcParams["axes.spines.top"] == before
 
 
+def test_style_context_keeps_interactive_mode():
+    """Regression: restoring all rcParams switched Jupyter's inline display off after one figure."""
+    with matplotlib.rc_context():
+        matplotlib.interactive(False)
+        with plotting._book_style():
+            matplotlib.interactive(True)  # what resolving the inline backend does
+        assert matplotlib.is_interactive()
+
+
 # ---------------------------------------------------------------- Fig. 1
 
 

@@ -291,3 +291,20 @@ def test_noise_std_formula():
     assert noise_std(clean, 0.0) == 0.0
     with pytest.raises(ValueError, match="noise_level"):
         noise_std(clean, -0.1)
+
+
+def test_with_supports_keeps_data_and_recomputes_wstar():
+    from lthbook.risk import empirical_risk
+    from lthbook.teacher import dense_supports, with_supports
+
+    p = make_problem(K=3, d=12, r_star=3, r=3, N=50, seed=4)
+    dense = with_supports(p, dense_supports(3, 12))
+    assert dense.r == 12 and np.array_equal(dense.X, p.X) and np.array_equal(dense.y, p.y)
+    assert np.allclose(embed(dense.W_star, dense.supports, 12), p.teacher.dense_weights())
+    assert empirical_risk(dense.W_star, dense.X, dense.y, dense.supports) < 1e-25
+    dropped = int(p.teacher.supports[0][0])  # an input teacher neuron 0 needs
+    missing = np.stack([np.setdiff1d(np.arange(12), [dropped])] * 3)
+    with pytest.raises(ValueError, match="Omega_0"):
+        with_supports(p, missing)
+    with pytest.raises(ValueError, match="K=3"):
+        with_supports(p, dense_supports(2, 12))

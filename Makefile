@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.lthbook-installed
-SCALE  ?= book
+SCALE  ?= $(or $(LTHBOOK_SCALE),book)
 # The book scale builds into _build/html; other scales get their own folder so
 # that cached outputs of one scale never show up in another.
 OUTROOT := $(if $(filter book,$(SCALE)),.,_build/scale-$(SCALE))

@@ -31,17 +31,26 @@ For ReLU (:func:`relu_hermite_coefficients`)
 
 Algorithm (Zhong et al. 2017, Algorithm 1, specialised to ReLU)
 ---------------------------------------------------------------
+0. Labels enter ``M2`` and ``M4`` with their least-squares affine part removed
+   (``E[(a + b^T x) He_k(x)] = 0`` for ``k >= 2``: same population moments, far
+   less sampling noise).
 1. ``V`` (``D x K``): top-``K`` eigenvectors of the empirical ``M2`` by absolute eigenvalue.
-2. ``T4 = M4(V, V, V, V)`` (``K^4``) from the projected samples ``V^T x_n``; the third-order
-   tensors ``R = M4(V, V, V, alpha) = T4(I, I, I, beta)`` for random ``alpha = V beta``.
-   No ``D^4`` tensor is ever formed (:func:`reduced_fourth_moment`).
-3. Each ``R = -(1/K) sum_j sigma_j/sqrt(2 pi) (alpha^T bar w_j) u_j^{⊗3}`` with
-   ``u_j = V^T bar w_j`` is decomposed by Jennrich's simultaneous diagonalisation
-   (:func:`decompose_symmetric_tensor`); the weights ``alpha^T bar w_j`` may be small
-   or negative, which Jennrich's algorithm does not mind. Of ``n_tries`` draws of
-   ``beta`` the candidate that best reconstructs ``T4`` is kept.
-4. Signed magnitudes from least squares ``M1 ≈ (1/(2K)) sum_j c_j V u_j``:
-   ``w_j = c_j V u_j`` (``c_j = ±sigma_j``).
+2. ``T4 = M4(V, V, V, V)`` (``K^4``) from the projected samples ``V^T x_n``; its
+   reductions ``R = M4(V, V, V, alpha) = T4(I, I, I, beta)`` for random
+   ``alpha = V beta`` are third-order. No ``D^4`` tensor is ever formed
+   (:func:`reduced_fourth_moment`, :func:`fourth_moment_on_subspace`). In
+   population ``R = -(1/K) sum_j sigma_j/sqrt(2 pi) (alpha^T bar w_j) u_j^{⊗3}``
+   with ``u_j = V^T bar w_j``: the weights ``alpha^T bar w_j`` have either sign.
+3. Decomposition into ``K`` unit ``u_j`` (:func:`dense_directions`), keeping, of
+   ``n_tries`` random reductions, the candidate that best reconstructs ``T4``:
+   ``"whitened"`` (default) whitens with ``P = M2(V, V)`` (positive definite),
+   starts from the eigenvectors of a reduction ``R(I, I, g)`` and refines by
+   orthogonal power iteration on the whitened ``-T4``; ``"jennrich"`` is plain
+   simultaneous diagonalisation of ``R`` (:func:`decompose_symmetric_tensor`), exact
+   without noise but far less accurate with it.
+4. Signed magnitudes from the first moment: ``M1 = (1/(2K)) sum_j c_j V u_j`` with
+   ``c_j = ±sigma_j``, fitted as the slopes of the least-squares regression of
+   ``y`` on ``(1, u_1^T V^T x, ..., u_K^T V^T x)``; ``w_j = c_j V u_j``.
 
 The columns come back in an arbitrary order (the permutation symmetry of the
 network); :func:`match_columns` / :func:`relative_distance` align them with ``W*``.
@@ -71,7 +80,10 @@ zero-padded weights ``tilde w*_j`` live in ``Omega*_j ⊆ Omega_j``.
   (in particular for the dense ``r = d``, where ``tilde x = sqrt(K) x``),
   ``tilde x`` is not standard Gaussian, the Hermite tensors are taken with the
   wrong covariance and the weights are aliased across masks: the substitution
-  is then only a heuristic.
+  is then only a heuristic. Even when it is exact it is statistically costly:
+  the ``k``-th moment's signal shrinks by ``K^{-k/2}`` relative to the noise
+  (``M2`` by ``1/K``, ``M4`` by ``1/K^2``), so it needs far more samples than
+  ``"exact"``.
 """
 
 from __future__ import annotations
@@ -371,7 +383,7 @@ def _signed_magnitudes(X: np.ndarray, y: np.ndarray, directions: np.ndarray, K: 
     return 2.0 * K * coef[1:]
 
 
-DECOMPOSITIONS = ("whitened", "jennrich")
+DECOMPOSITIONS = ("auto", "whitened", "jennrich")
 
 
 def _polar(Y: np.ndarray) -> np.ndarray:
@@ -405,7 +417,8 @@ def dense_directions(
     K: int,
     n_tries: int = 10,
     seed: int | np.random.Generator | None = None,
-    decomposition: str = "whitened",
+    decomposition: str = "auto",
+    polish: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Steps 1-3 of Zhong et al.'s Algorithm 1: unit directions ``±bar w_j``, shape ``(D, K)``.
 
@@ -444,42 +457,83 @@ def dense_directions(
     T4 = _fourth_moment_projected(X @ V, y_res)
     P = V.T @ M2 @ V
     P = 0.5 * (P + P.T)
-    ev, E = np.linalg.eigh(P)
-    used = decomposition
-    if decomposition == "whitened" and ev.min() <= 1e-12 * max(abs(ev).max(), 1e-300):
-        used = "jennrich"
-    best = None
-    if used == "whitened":
-        P_inv_half = (E / np.sqrt(ev)) @ E.T
-        P_half = (E * np.sqrt(ev)) @ E.T
-        S = -np.einsum("abcd,ai,bj,ck,dl->ijkl", T4, P_inv_half, P_inv_half, P_inv_half, P_inv_half, optimize=True)
-        for _ in range(n_tries):
-            beta, g = rng.standard_normal(K), rng.standard_normal(K)
-            _, U0 = np.linalg.eigh(np.einsum("abcd,c,d->ab", S, g, beta / np.linalg.norm(beta)))
-            U = P_half @ orthogonal_power_iteration(S, U0)
-            U /= np.linalg.norm(U, axis=0)
-            _, res = fit_symmetric_weights(T4, U)
-            if best is None or res < best[1]:
-                best = (U, res)
-    else:
-        for _ in range(n_tries):
-            beta = rng.standard_normal(K)
-            R = np.einsum("abcd,d->abc", T4, beta / np.linalg.norm(beta))  # = M4(V, V, V, V beta)
-            try:
-                U, _, _ = decompose_symmetric_tensor(R, K, n_tries=n_tries, seed=rng)
-            except np.linalg.LinAlgError:
-                continue
-            _, res = fit_symmetric_weights(T4, U)
-            if best is None or res < best[1]:
-                best = (U, res)
-    if best is None:
+    candidates: list[tuple[np.ndarray, str]] = []
+    if decomposition in ("auto", "whitened"):
+        candidates += [(U, "whitened") for U in _whitened_candidates(T4, P, n_tries, rng)]
+    if decomposition in ("auto", "jennrich") or not candidates:
+        candidates += [(U, "jennrich") for U in _jennrich_candidates(T4, n_tries, rng)]
+    if not candidates:
         raise np.linalg.LinAlgError("the tensor decomposition failed on every try")
-    U, res = best
+    residuals = [fit_symmetric_weights(T4, U)[1] for U, _ in candidates]
+    i = int(np.argmin(residuals))
+    U, used = candidates[i]
+    if polish:
+        U = _polish(T4, U)
+    _, res = fit_symmetric_weights(T4, U)
     return V @ U, {"V": V, "T4": T4, "P": P, "residual": res, "decomposition": used}
 
 
+def _whitened_candidates(T4: np.ndarray, P: np.ndarray, n_tries: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Candidates from whitening by ``P`` and orthogonal power iteration on ``-T4`` (empty if ``P`` is not PD)."""
+    ev, E = np.linalg.eigh(P)
+    if ev.min() <= 1e-12 * max(abs(ev).max(), 1e-300):
+        return []
+    K = P.shape[0]
+    P_inv_half = (E / np.sqrt(ev)) @ E.T
+    P_half = (E * np.sqrt(ev)) @ E.T
+    S = -np.einsum("abcd,ai,bj,ck,dl->ijkl", T4, P_inv_half, P_inv_half, P_inv_half, P_inv_half, optimize=True)
+    out = []
+    for _ in range(n_tries):
+        beta, g = rng.standard_normal(K), rng.standard_normal(K)
+        # reduction of the whitened M4 by alpha ∝ V P^{-1/2} beta, then by g: a symmetric K x K matrix
+        _, U0 = np.linalg.eigh(np.einsum("abcd,c,d->ab", S, g, beta / np.linalg.norm(beta)))
+        U = P_half @ orthogonal_power_iteration(S, U0)
+        out.append(U / np.linalg.norm(U, axis=0))
+    return out
+
+
+def _jennrich_candidates(T4: np.ndarray, n_tries: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Candidates from Jennrich's algorithm on the reductions ``R = T4(I, I, I, beta)``."""
+    K = T4.shape[0]
+    out = []
+    for _ in range(n_tries):
+        beta = rng.standard_normal(K)
+        R = np.einsum("abcd,d->abc", T4, beta / np.linalg.norm(beta))  # = M4(V, V, V, V beta)
+        try:
+            U, _, _ = decompose_symmetric_tensor(R, K, n_tries=n_tries, seed=rng)
+        except np.linalg.LinAlgError:
+            continue
+        out.append(U)
+    return out
+
+
+def _polish(T4: np.ndarray, U0: np.ndarray) -> np.ndarray:
+    """Minimise ``||T4 - sum_j lam_j u_j^{⊗4}||_F`` over unit ``u_j`` (weights profiled out) from ``U0``."""
+    from scipy.optimize import least_squares
+
+    K, n = U0.shape
+    t = T4.ravel()
+
+    def resid(v):
+        U = v.reshape(K, n)
+        U = U / np.linalg.norm(U, axis=0)
+        A = _rank_one_design(U, 4)
+        lam, *_ = np.linalg.lstsq(A, t, rcond=None)
+        return A @ lam - t
+
+    sol = least_squares(resid, U0.ravel(), method="lm", max_nfev=200 * K * n)
+    U = sol.x.reshape(K, n)
+    U = U / np.linalg.norm(U, axis=0)
+    return U if np.linalg.norm(resid(U.ravel())) <= np.linalg.norm(resid(U0.ravel())) else U0
+
+
 def dense_tensor_initialization(
-    X: np.ndarray, y: np.ndarray, K: int, n_tries: int = 10, seed: int | np.random.Generator | None = None
+    X: np.ndarray,
+    y: np.ndarray,
+    K: int,
+    n_tries: int = 10,
+    seed: int | np.random.Generator | None = None,
+    decomposition: str = "whitened",
 ) -> np.ndarray:
     """Zhong et al. (2017) Algorithm 1 for ReLU on a dense network: estimate ``W`` (shape ``(D, K)``).
 
@@ -487,7 +541,7 @@ def dense_tensor_initialization(
     ``y ≈ (1/K) sum_j phi(w_j^T x)``. Columns come back in arbitrary order.
     """
     X, y = _check_data(X, y)
-    directions, _ = dense_directions(X, y, K, n_tries, seed)
+    directions, _ = dense_directions(X, y, K, n_tries, seed, decomposition)
     c = _signed_magnitudes(X, y, directions, K)
     return directions * c
 
@@ -576,7 +630,7 @@ def _check_problem(problem: Problem, method: str, n_tries: int) -> int:
     return n_tries
 
 
-def _exact(problem: Problem, n_tries: int, rng: np.random.Generator) -> np.ndarray:
+def _exact(problem: Problem, n_tries: int, rng: np.random.Generator, decomposition: str) -> np.ndarray:
     K, r = problem.K, problem.r
     union = np.unique(problem.supports)
     if union.size < K:
@@ -584,7 +638,7 @@ def _exact(problem: Problem, n_tries: int, rng: np.random.Generator) -> np.ndarr
             f"method='exact' needs |U| >= K for the union U of the masks Omega_j; got |U|={union.size} < K={K}"
         )
     XU = problem.X[:, union]
-    directions, info = dense_directions(XU, problem.y, K, n_tries, rng)
+    directions, _ = dense_directions(XU, problem.y, K, n_tries, rng, decomposition)
     local = np.searchsorted(union, problem.supports)  # (K, r): positions of Omega_j inside U
     energy = np.stack([(directions[local[j]] ** 2).sum(axis=0) for j in range(K)])  # (mask j, column i)
     masks, cols = linear_sum_assignment(-energy)
@@ -599,14 +653,14 @@ def _exact(problem: Problem, n_tries: int, rng: np.random.Generator) -> np.ndarr
     return W0
 
 
-def _paper(problem: Problem, n_tries: int, rng: np.random.Generator) -> np.ndarray:
+def _paper(problem: Problem, n_tries: int, rng: np.random.Generator, decomposition: str) -> np.ndarray:
     K, r = problem.K, problem.r
     if r < K:
         raise ValueError(
             f"method='paper' recovers K directions in R^r and needs r >= K; got r={r} < K={K} (use method='exact')"
         )
     Xt = paper_input(problem.X, problem.supports)
-    V = dense_tensor_initialization(Xt, problem.y, K, n_tries, rng) * np.sqrt(K)  # undo the K^{-1/2} of B w_j
+    V = dense_tensor_initialization(Xt, problem.y, K, n_tries, rng, decomposition) * np.sqrt(K)  # undo K^{-1/2}
     # per-neuron first moments 2K E[y x_{Omega_j}] (= w_j for disjoint masks) decide which column is whose
     G = np.stack([2.0 * K * problem.X[:, problem.supports[j]].T @ problem.y / problem.N for j in range(K)], axis=1)
     cost = ((V[:, :, None] - G[:, None, :]) ** 2).sum(axis=0)
@@ -621,6 +675,8 @@ def tensor_initialization(
     method: str = "exact",
     n_tries: int = 10,
     seed: int | np.random.Generator | None = None,
+    *,
+    decomposition: str = "whitened",
 ) -> np.ndarray:
     """Tensor initialization ``W(0)`` of §4 for the student of ``problem``, shape ``(r, K)`` like ``W*``.
 
@@ -641,6 +697,8 @@ def tensor_initialization(
         fourth moment best is kept.
     seed:
         Integer seed or ``numpy.random.Generator`` for those random draws.
+    decomposition:
+        ``"whitened"`` (default) or ``"jennrich"``: see :func:`dense_directions`.
 
     Returns
     -------
@@ -649,13 +707,16 @@ def tensor_initialization(
     compare with :func:`relative_distance` (which matches columns).
     """
     n_tries = _check_problem(problem, method, n_tries)
+    if decomposition not in DECOMPOSITIONS:
+        raise ValueError(f"decomposition must be one of {DECOMPOSITIONS}, got decomposition={decomposition!r}")
     rng = as_generator(seed)
     if method == "exact":
-        return _exact(problem, n_tries, rng)
-    return _paper(problem, n_tries, rng)
+        return _exact(problem, n_tries, rng, decomposition)
+    return _paper(problem, n_tries, rng, decomposition)
 
 
 __all__ = [
+    "DECOMPOSITIONS",
     "METHODS",
     "decompose_symmetric_tensor",
     "dense_directions",
@@ -665,6 +726,7 @@ __all__ = [
     "fourth_moment_on_subspace",
     "masks_disjoint",
     "match_columns",
+    "orthogonal_power_iteration",
     "paper_input",
     "paper_input_covariance",
     "population_moments",

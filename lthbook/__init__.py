@@ -6,6 +6,8 @@ teacher   the sparse teacher of Eq. (1), student masks, ``W*`` and ``M`` (Eq. 4)
 risk      empirical risk (Eq. 2), gradient and Hessian in closed form
 agd       Algorithm 1 (AGD / GD), batched in torch
 geometry  numerical probes of Theorem 1 (Hessian spectrum, local convexity)
+tensor_init  the tensor initialization of §4 (after Zhong et al. 2017, Algorithm 1)
+pruning   §4.1: train the dense network, prune by magnitude
 scales    the ``ci`` / ``book`` / ``paper`` experiment-size switch
 """
 

@@ -8,13 +8,12 @@ paper's Appendix A, which is not reproduced here). This module implements
 Zhong et al.'s Algorithm 1 for ReLU and two ways of applying it to the pruned
 network.
 
-Moments (Zhong et al. 2017, Definition 5.1)
--------------------------------------------
+**Moments** (Zhong et al. 2017, Definition 5.1).
 For ``y = (1/K) sum_j phi(w_j^T x)`` with ``x ~ N(0, I_d)``, ``sigma_j = ||w_j||``
 and ``bar w_j = w_j / sigma_j``, Stein's lemma gives, for the Hermite tensors
 ``He_1(x) = x``, ``He_2(x) = x⊗x - I``, ``He_3(x) = x⊗3 - x⊗~I`` and
 ``He_4(x) = x⊗4 - (x⊗x)⊗~I + I⊗~I`` (``⊗~`` = sum over the distinct placements
-of the indices: 3, 6 and 3 terms),
+of the indices: 3, 6 and 3 terms)::
 
     M_k = E[y He_k(x)] = (1/K) sum_j m_k(sigma_j) bar w_j^{⊗k},
     m_k(sigma) = E[phi(sigma z) He_k(z)],  z ~ N(0, 1).
@@ -29,11 +28,11 @@ For ReLU (:func:`relu_hermite_coefficients`)
 * ``M3 = 0`` (ReLU's third Hermite coefficient vanishes), so the fourth moment
   ``M4 = -(1/K) sum_j sigma_j/sqrt(2 pi) bar w_j^{⊗4}`` supplies the directions.
 
-Algorithm (Zhong et al. 2017, Algorithm 1, specialised to ReLU)
----------------------------------------------------------------
-0. Labels enter ``M2`` and ``M4`` with their least-squares affine part removed
-   (``E[(a + b^T x) He_k(x)] = 0`` for ``k >= 2``: same population moments, far
-   less sampling noise).
+**Algorithm** (Zhong et al. 2017, Algorithm 1, specialised to ReLU). Labels
+enter ``M2`` and ``M4`` with their least-squares affine part removed
+(``E[(a + b^T x) He_k(x)] = 0`` for ``k >= 2``: same population moments, far
+less sampling noise).
+
 1. ``V`` (``D x K``): top-``K`` eigenvectors of the empirical ``M2`` by absolute eigenvalue.
 2. ``T4 = M4(V, V, V, V)`` (``K^4``) from the projected samples ``V^T x_n``; its
    reductions ``R = M4(V, V, V, alpha) = T4(I, I, I, beta)`` for random
@@ -41,13 +40,16 @@ Algorithm (Zhong et al. 2017, Algorithm 1, specialised to ReLU)
    (:func:`reduced_fourth_moment`, :func:`fourth_moment_on_subspace`). In
    population ``R = -(1/K) sum_j sigma_j/sqrt(2 pi) (alpha^T bar w_j) u_j^{⊗3}``
    with ``u_j = V^T bar w_j``: the weights ``alpha^T bar w_j`` have either sign.
-3. Decomposition into ``K`` unit ``u_j`` (:func:`dense_directions`), keeping, of
-   ``n_tries`` random reductions, the candidate that best reconstructs ``T4``:
-   ``"whitened"`` (default) whitens with ``P = M2(V, V)`` (positive definite),
-   starts from the eigenvectors of a reduction ``R(I, I, g)`` and refines by
-   orthogonal power iteration on the whitened ``-T4``; ``"jennrich"`` is plain
-   simultaneous diagonalisation of ``R`` (:func:`decompose_symmetric_tensor`), exact
-   without noise but far less accurate with it.
+3. Decomposition into ``K`` unit ``u_j`` (:func:`dense_directions`), one candidate
+   per random reduction (``n_tries`` of them): ``"whitened"`` whitens with
+   ``P = M2(V, V)`` (positive definite), starts from
+   the eigenvectors of a reduction ``R(I, I, g)`` and refines by orthogonal power
+   iteration on the whitened ``-T4``; ``"jennrich"`` is plain simultaneous
+   diagonalisation of ``R`` (:func:`decompose_symmetric_tensor`), exact without
+   noise but far less accurate with it; ``"auto"`` (default) lets both compete.
+   The candidate with the smallest empirical risk (Eq. 2) wins (or, for the
+   ``"paper"`` method, where ``y`` is not a network of ``tilde x``, the one that
+   best reconstructs ``T4``).
 4. Signed magnitudes from the first moment: ``M1 = (1/(2K)) sum_j c_j V u_j`` with
    ``c_j = ±sigma_j``, fitted as the slopes of the least-squares regression of
    ``y`` on ``(1, u_1^T V^T x, ..., u_K^T V^T x)``; ``w_j = c_j V u_j``.
@@ -55,8 +57,8 @@ Algorithm (Zhong et al. 2017, Algorithm 1, specialised to ReLU)
 The columns come back in an arbitrary order (the permutation symmetry of the
 network); :func:`match_columns` / :func:`relative_distance` align them with ``W*``.
 
-Pruned networks (``method`` of :func:`tensor_initialization`)
--------------------------------------------------------------
+**Pruned networks** (``method`` of :func:`tensor_initialization`).
+
 The teacher is the dense network ``y = (1/K) sum_j phi(tilde w*_j^T x)`` whose
 zero-padded weights ``tilde w*_j`` live in ``Omega*_j ⊆ Omega_j``.
 
@@ -66,7 +68,9 @@ zero-padded weights ``tilde w*_j`` live in ``Omega*_j ⊆ Omega_j``.
   ``R^|U|``. Each recovered column is assigned to the mask holding most of its
   energy (Hungarian assignment), restricted to that mask, and written in the
   student's ``(r, K)`` coordinates. Signed magnitudes are fitted after the
-  restriction.
+  restriction. Among the decomposition's candidates the one with the smallest
+  empirical risk (Eq. 2) on ``x_U`` is kept. For identical masks (``r = d``) the
+  assignment is arbitrary, as is the column order of any solution.
 * ``"paper"``: the §4 substitution ``tilde x = K^{-1/2} sum_j x_{Omega_j}``.
   ``tilde x = B x`` with ``B = K^{-1/2} sum_j S_j`` (``S_j`` selects ``Omega_j``), so
   ``Cov(tilde x) = B B^T = I_r`` **iff the masks are pairwise disjoint**. In that
@@ -74,7 +78,9 @@ zero-padded weights ``tilde w*_j`` live in ``Omega*_j ⊆ Omega_j``.
   K^{-k/2} bar w_j^{⊗k}`` (``B tilde w_j = K^{-1/2} w_j``): the directions are exactly
   those of ``w_j`` in the student's coordinates, and the first moment carries an
   extra ``K^{-1/2}``, which this implementation undoes (magnitudes multiplied by
-  ``sqrt(K)``). Nothing in ``(tilde x, y)`` says which column belongs to which
+  ``sqrt(K)``; the least-squares fit of step 4 normalises by ``Cov(tilde x)``, so
+  for identical masks the magnitudes also come out right). ``K = 1`` is the
+  trivial disjoint case. Nothing in ``(tilde x, y)`` says which column belongs to which
   neuron; columns are assigned by matching them to the per-neuron first moments
   ``2K E[y x_{Omega_j}]`` (equal to ``w_j`` for disjoint masks). When masks overlap
   (in particular for the dense ``r = d``, where ``tilde x = sqrt(K) x``),
@@ -171,7 +177,7 @@ def reduced_fourth_moment(X: np.ndarray, y: np.ndarray, V: np.ndarray, alpha: np
     """Empirical ``M4(V, V, V, alpha)``, shape ``(K, K, K)``, without forming ``D^4`` tensors.
 
     With ``z_n = V^T x_n``, ``t_n = alpha^T x_n``, ``b = V^T alpha`` and ``V^T V = I_K``,
-    contracting ``He_4(x) = x⊗4 - (x⊗x)⊗~I + I⊗~I`` gives
+    contracting ``He_4(x) = x⊗4 - (x⊗x)⊗~I + I⊗~I`` gives::
 
         R_abc = mean_n y_n [ z_a z_b z_c t - t (delta_ab z_c + delta_ac z_b + delta_bc z_a)
                              - (b_a z_b z_c + b_b z_a z_c + b_c z_a z_b) ]
@@ -243,7 +249,7 @@ def _sym3(I: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 
 def population_moments(W: np.ndarray) -> dict[str, np.ndarray]:
-    """Closed-form ``M1`` (shape ``(D,)``), ``M2`` (``(D, D)``) and ``M4`` coefficients for dense weights ``W`` (``(D, K)``).
+    """Closed-form ``M1`` (``(D,)``), ``M2`` (``(D, D)``) and ``M4`` coefficients for dense ``W`` (``(D, K)``).
 
     Returns ``{"M1", "M2", "sigma", "directions", "m4_weights"}`` where
     ``M4 = sum_j m4_weights[j] * directions[:, j]^{⊗4}`` (``m4_weights = -sigma/(K sqrt(2 pi))``),
@@ -378,12 +384,17 @@ def _signed_magnitudes(X: np.ndarray, y: np.ndarray, directions: np.ndarray, K: 
     least-squares fit of ``y`` on ``(1, X d_1, ..., X d_K)`` has slopes ``c/(2K)``. The
     empirical fit is this with only ``K`` regressors (less noise than ``mean_n y_n x_n``).
     """
-    A = np.column_stack([np.ones(X.shape[0]), X @ directions])
+    return _signed_magnitudes_projected(X @ directions, y, K)
+
+
+def _signed_magnitudes_projected(Z: np.ndarray, y: np.ndarray, K: int) -> np.ndarray:
+    A = np.column_stack([np.ones(Z.shape[0]), Z])
     coef, *_ = np.linalg.lstsq(A, y, rcond=None)
     return 2.0 * K * coef[1:]
 
 
 DECOMPOSITIONS = ("auto", "whitened", "jennrich")
+SELECTIONS = ("risk", "moment")
 
 
 def _polar(Y: np.ndarray) -> np.ndarray:
@@ -418,31 +429,42 @@ def dense_directions(
     n_tries: int = 10,
     seed: int | np.random.Generator | None = None,
     decomposition: str = "auto",
-    polish: bool = False,
+    select: str = "risk",
 ) -> tuple[np.ndarray, dict]:
     """Steps 1-3 of Zhong et al.'s Algorithm 1: unit directions ``±bar w_j``, shape ``(D, K)``.
 
     1. ``V``: top-``K`` eigenvectors (by ``|eigenvalue|``) of the empirical ``M2``.
     2. ``T4 = M4(V, V, V, V)`` and its reductions ``R = M4(V, V, V, alpha)``, ``alpha = V beta``.
-    3. Decomposition, one candidate per random ``beta`` (``n_tries`` of them), the one
-       with the smallest relative residual in reconstructing ``T4`` is kept:
+    3. Decomposition of ``T4`` into ``K`` unit vectors ``u_j``. Candidates come from
+       ``n_tries`` random reductions:
 
-       * ``"whitened"`` (default): with ``P = M2(V, V) = sum_j a_j u_j u_j^T``
+       * ``"whitened"``: with ``P = M2(V, V) = sum_j a_j u_j u_j^T``
          (``a_j = sigma_j/(K sqrt(2 pi)) > 0``) the whitened ``S = -T4(P^{-1/2}, ...)``
-         is an orthogonal tensor ``sum_j a_j^{-1} v_j^{⊗4}``. The reduction
-         ``S(I, I, g, beta)`` is a symmetric matrix whose eigenvectors start
-         :func:`orthogonal_power_iteration` on ``S``; ``u_j ∝ P^{1/2} v_j``. Falls back to
-         ``"jennrich"`` if the empirical ``P`` is not positive definite.
-       * ``"jennrich"``: :func:`decompose_symmetric_tensor` on ``R`` (Jennrich's
-         simultaneous diagonalisation, no whitening, no refinement). Exact without
-         noise but much less accurate with it.
+         is an orthogonal tensor ``sum_j a_j^{-1} v_j^{⊗4}`` with positive weights. The
+         reduction ``S(I, I, g, beta)`` (whitened ``M4(V, V, V, alpha)`` contracted once
+         more) is a symmetric matrix whose eigenvectors start
+         :func:`orthogonal_power_iteration` on ``S``; ``u_j ∝ P^{1/2} v_j``. No candidates
+         if the empirical ``P`` is not positive definite.
+       * ``"jennrich"``: :func:`decompose_symmetric_tensor` on ``R = T4(I, I, I, beta)``
+         (Jennrich's simultaneous diagonalisation, no whitening, no refinement).
+         Exact without noise, much less accurate with it.
+       * ``"auto"`` (default): both pools compete (``"jennrich"`` alone when ``P`` is
+         not positive definite).
+
+       ``select`` picks among the candidates: ``"risk"`` (default) the smallest
+       empirical risk (Eq. 2) of ``w_j = c_j V u_j`` with step-4 magnitudes (valid
+       when ``y`` is a network of ``x``, as here); ``"moment"`` the smallest
+       relative residual ``||T4 - sum_j lam_j u_j^{⊗4}||_F / ||T4||_F``. The moment
+       residual favours the unconstrained Jennrich candidates, which fit the noise
+       in ``T4``; the risk does not.
 
     Moments are computed from labels with their least-squares affine part
     removed: ``E[(a + b^T x) He_k(x)] = 0`` for ``k >= 2``, so ``M2`` and ``M4`` are
     unchanged in population while their sampling noise drops (a control variate).
 
     Returns the directions (unit columns ``V u_j``, signs arbitrary) and
-    diagnostics ``{"V", "T4", "P", "residual", "decomposition"}``.
+    diagnostics ``{"V", "T4", "P", "residual", "decomposition"}`` (``residual``: the
+    chosen candidate's relative ``T4`` residual; ``decomposition``: its pool).
     """
     X, y = _check_data(X, y)
     N, D = X.shape
@@ -450,6 +472,8 @@ def dense_directions(
     n_tries = check_int("n_tries", n_tries, 1)
     if decomposition not in DECOMPOSITIONS:
         raise ValueError(f"decomposition must be one of {DECOMPOSITIONS}, got decomposition={decomposition!r}")
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {SELECTIONS}, got select={select!r}")
     rng = as_generator(seed)
     y_res = _affine_residual(X, y)
     M2 = second_moment(X, y_res)
@@ -465,12 +489,22 @@ def dense_directions(
     if not candidates:
         raise np.linalg.LinAlgError("the tensor decomposition failed on every try")
     residuals = [fit_symmetric_weights(T4, U)[1] for U, _ in candidates]
-    i = int(np.argmin(residuals))
+    if select == "moment":
+        scores = residuals
+    else:
+        Z = X @ V
+        scores = [_projected_risk(Z, y, U, K) for U, _ in candidates]
+    i = int(np.argmin(scores))
     U, used = candidates[i]
-    if polish:
-        U = _polish(T4, U)
-    _, res = fit_symmetric_weights(T4, U)
-    return V @ U, {"V": V, "T4": T4, "P": P, "residual": res, "decomposition": used}
+    return V @ U, {"V": V, "T4": T4, "P": P, "residual": residuals[i], "decomposition": used}
+
+
+def _projected_risk(Z: np.ndarray, y: np.ndarray, U: np.ndarray, K: int) -> float:
+    """Empirical risk (Eq. 2) of ``w_j = c_j V u_j`` with the first-moment magnitudes ``c``; ``Z = X V``."""
+    ZU = Z @ U
+    c = _signed_magnitudes_projected(ZU, y, K)
+    pred = np.maximum(ZU * c, 0.0).mean(axis=1)
+    return float(0.5 * np.mean((pred - y) ** 2))
 
 
 def _whitened_candidates(T4: np.ndarray, P: np.ndarray, n_tries: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -507,41 +541,23 @@ def _jennrich_candidates(T4: np.ndarray, n_tries: int, rng: np.random.Generator)
     return out
 
 
-def _polish(T4: np.ndarray, U0: np.ndarray) -> np.ndarray:
-    """Minimise ``||T4 - sum_j lam_j u_j^{⊗4}||_F`` over unit ``u_j`` (weights profiled out) from ``U0``."""
-    from scipy.optimize import least_squares
-
-    K, n = U0.shape
-    t = T4.ravel()
-
-    def resid(v):
-        U = v.reshape(K, n)
-        U = U / np.linalg.norm(U, axis=0)
-        A = _rank_one_design(U, 4)
-        lam, *_ = np.linalg.lstsq(A, t, rcond=None)
-        return A @ lam - t
-
-    sol = least_squares(resid, U0.ravel(), method="lm", max_nfev=200 * K * n)
-    U = sol.x.reshape(K, n)
-    U = U / np.linalg.norm(U, axis=0)
-    return U if np.linalg.norm(resid(U.ravel())) <= np.linalg.norm(resid(U0.ravel())) else U0
-
-
 def dense_tensor_initialization(
     X: np.ndarray,
     y: np.ndarray,
     K: int,
     n_tries: int = 10,
     seed: int | np.random.Generator | None = None,
-    decomposition: str = "whitened",
+    decomposition: str = "auto",
+    select: str = "risk",
 ) -> np.ndarray:
     """Zhong et al. (2017) Algorithm 1 for ReLU on a dense network: estimate ``W`` (shape ``(D, K)``).
 
     ``X`` (shape ``(N, D)``) must have i.i.d. ``N(0, I_D)`` rows and
     ``y ≈ (1/K) sum_j phi(w_j^T x)``. Columns come back in arbitrary order.
+    ``decomposition`` and ``select``: see :func:`dense_directions`.
     """
     X, y = _check_data(X, y)
-    directions, _ = dense_directions(X, y, K, n_tries, seed, decomposition)
+    directions, _ = dense_directions(X, y, K, n_tries, seed, decomposition, select)
     c = _signed_magnitudes(X, y, directions, K)
     return directions * c
 
@@ -600,7 +616,7 @@ def paper_input(X: np.ndarray, supports: np.ndarray) -> np.ndarray:
 
 
 def paper_input_covariance(supports: np.ndarray) -> np.ndarray:
-    """``Cov(tilde x) = (1/K) sum_{j,l} S_j S_l^T`` (shape ``(r, r)``); ``= I_r`` iff the masks are pairwise disjoint."""
+    """``Cov(tilde x) = (1/K) sum_{j,l} S_j S_l^T``, shape ``(r, r)``; ``= I_r`` iff the masks are pairwise disjoint."""
     supports = np.asarray(supports)
     K, r = supports.shape
     same = supports[:, None, :, None] == supports[None, :, None, :]  # (K, K, r, r)
@@ -638,7 +654,7 @@ def _exact(problem: Problem, n_tries: int, rng: np.random.Generator, decompositi
             f"method='exact' needs |U| >= K for the union U of the masks Omega_j; got |U|={union.size} < K={K}"
         )
     XU = problem.X[:, union]
-    directions, _ = dense_directions(XU, problem.y, K, n_tries, rng, decomposition)
+    directions, _ = dense_directions(XU, problem.y, K, n_tries, rng, decomposition, select="risk")
     local = np.searchsorted(union, problem.supports)  # (K, r): positions of Omega_j inside U
     energy = np.stack([(directions[local[j]] ** 2).sum(axis=0) for j in range(K)])  # (mask j, column i)
     masks, cols = linear_sum_assignment(-energy)
@@ -660,7 +676,9 @@ def _paper(problem: Problem, n_tries: int, rng: np.random.Generator, decompositi
             f"method='paper' recovers K directions in R^r and needs r >= K; got r={r} < K={K} (use method='exact')"
         )
     Xt = paper_input(problem.X, problem.supports)
-    V = dense_tensor_initialization(Xt, problem.y, K, n_tries, rng, decomposition) * np.sqrt(K)  # undo K^{-1/2}
+    # (tilde x, y) is not a network of tilde x, so candidates are chosen by the moment residual, not the risk
+    directions, _ = dense_directions(Xt, problem.y, K, n_tries, rng, decomposition, select="moment")
+    V = directions * _signed_magnitudes(Xt, problem.y, directions, K) * np.sqrt(K)  # undo the K^{-1/2} of B w_j
     # per-neuron first moments 2K E[y x_{Omega_j}] (= w_j for disjoint masks) decide which column is whose
     G = np.stack([2.0 * K * problem.X[:, problem.supports[j]].T @ problem.y / problem.N for j in range(K)], axis=1)
     cost = ((V[:, :, None] - G[:, None, :]) ** 2).sum(axis=0)
@@ -676,7 +694,7 @@ def tensor_initialization(
     n_tries: int = 10,
     seed: int | np.random.Generator | None = None,
     *,
-    decomposition: str = "whitened",
+    decomposition: str = "auto",
 ) -> np.ndarray:
     """Tensor initialization ``W(0)`` of §4 for the student of ``problem``, shape ``(r, K)`` like ``W*``.
 
@@ -698,7 +716,7 @@ def tensor_initialization(
     seed:
         Integer seed or ``numpy.random.Generator`` for those random draws.
     decomposition:
-        ``"whitened"`` (default) or ``"jennrich"``: see :func:`dense_directions`.
+        ``"auto"`` (default), ``"whitened"`` or ``"jennrich"``: see :func:`dense_directions`.
 
     Returns
     -------
@@ -718,6 +736,7 @@ def tensor_initialization(
 __all__ = [
     "DECOMPOSITIONS",
     "METHODS",
+    "SELECTIONS",
     "decompose_symmetric_tensor",
     "dense_directions",
     "dense_tensor_initialization",

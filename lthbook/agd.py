@@ -39,8 +39,9 @@ only by rounding luck, and the run may go to the iteration cap.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -55,6 +56,23 @@ SUCCESS_TOL = 1e-4
 DIVERGENCE_FACTOR = 1e6
 PRECISIONS = ("float64", "float32", "float32+polish")
 POLISH_SWITCH_TOL = 1e-6
+#: Below this many floating-point operations per iteration, CPU runs use one thread:
+#: for small matrices, waking a second thread costs more than it saves, and on a busy
+#: machine (two processes on two cores) the threads' spin-waiting slows tiny runs a hundredfold.
+SINGLE_THREAD_FLOPS = 5e7
+
+
+@contextmanager
+def _cpu_threads(device: torch.device, flops_per_iteration: float) -> Iterator[None]:
+    if device.type != "cpu" or flops_per_iteration >= SINGLE_THREAD_FLOPS or torch.get_num_threads() == 1:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def paper_step_size(K: int, eta_unscaled: float = 0.5) -> float:
@@ -207,58 +225,59 @@ def run_agd(
     V_star = torch.from_numpy(np.stack([p.W_star.T for p in problems])).to(dev, f64)[..., None]  # (P,K,r,1)
     V0 = torch.from_numpy(np.ascontiguousarray(W0.transpose(0, 3, 2, 1))).to(dev, f64)  # (P,K,r,B)
 
-    if isinstance(eta, str):
-        if eta != "auto":
-            raise ValueError(f"eta must be a positive number, an array of shape (P, B), or 'auto'; got {eta!r}")
-        lam = batched_top_eigenvalue(Xg, V0)
-        if not bool((lam > 0).all()):
-            raise ValueError(
-                "eta='auto' needs W0 at which some neuron is active on some sample (the Hessian at W0 is zero); "
-                "pass an explicit eta"
-            )
-        eta_t = (1.0 + beta) / lam
-    else:
-        eta_arr = np.broadcast_to(np.asarray(eta, dtype=float), (P, B)) if np.ndim(eta) else np.full((P, B), float(eta))
-        if not np.all(np.isfinite(eta_arr)) or np.any(eta_arr <= 0):
-            raise ValueError(f"eta must be finite and > 0, got {eta!r}")
-        eta_t = torch.from_numpy(np.array(eta_arr)).to(dev, f64)
+    with _cpu_threads(dev, 4.0 * P * B * K * N * r):
+        if isinstance(eta, str):
+            if eta != "auto":
+                raise ValueError(f"eta must be a positive number, an array of shape (P, B), or 'auto'; got {eta!r}")
+            lam = batched_top_eigenvalue(Xg, V0)
+            if not bool((lam > 0).all()):
+                raise ValueError(
+                    "eta='auto' needs W0 at which some neuron is active on some sample (the Hessian at W0 is zero); "
+                    "pass an explicit eta"
+                )
+            eta_t = (1.0 + beta) / lam
+        else:
+            eta_arr = np.broadcast_to(np.asarray(eta, dtype=float), (P, B)) if np.ndim(eta) else np.full((P, B), float(eta))
+            if not np.all(np.isfinite(eta_arr)) or np.any(eta_arr <= 0):
+                raise ValueError(f"eta must be finite and > 0, got {eta!r}")
+            eta_t = torch.from_numpy(np.array(eta_arr)).to(dev, f64)
 
-    state = _State(V=V0.clone(), V_prev=V0.clone(), n_iter=torch.zeros(P, B, dtype=torch.long, device=dev),
-                   stopped=torch.zeros(P, B, dtype=torch.bool, device=dev),
-                   diverged=torch.zeros(P, B, dtype=torch.bool, device=dev))
-    history: list[torch.Tensor] = []
-    history_iters: list[int] = []
-    star_norm = V_star.norm(dim=(1, 2))  # (P,1)
+        state = _State(V=V0.clone(), V_prev=V0.clone(), n_iter=torch.zeros(P, B, dtype=torch.long, device=dev),
+                       stopped=torch.zeros(P, B, dtype=torch.bool, device=dev),
+                       diverged=torch.zeros(P, B, dtype=torch.bool, device=dev))
+        history: list[torch.Tensor] = []
+        history_iters: list[int] = []
+        star_norm = V_star.norm(dim=(1, 2))  # (P,1)
 
-    def rel_err(V: torch.Tensor) -> torch.Tensor:
-        return (V.to(f64) - V_star).norm(dim=(1, 2)) / star_norm
+        def rel_err(V: torch.Tensor) -> torch.Tensor:
+            return (V.to(f64) - V_star).norm(dim=(1, 2)) / star_norm
 
-    if record_every is not None:
-        history.append(rel_err(state.V))
-        history_iters.append(0)
+        if record_every is not None:
+            history.append(rel_err(state.V))
+            history_iters.append(0)
 
-    phases = [("float64", tol)] if precision == "float64" else [("float32", tol)]
-    if precision == "float32+polish":
-        phases = [("float32", max(tol, POLISH_SWITCH_TOL)), ("float64", tol)]
+        phases = [("float64", tol)] if precision == "float64" else [("float32", tol)]
+        if precision == "float32+polish":
+            phases = [("float32", max(tol, POLISH_SWITCH_TOL)), ("float64", tol)]
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
 
-        bar = tqdm(total=max_iter, desc="AGD iterations", unit="it")
-    t = 0
-    for phase_index, (dtype_name, phase_tol) in enumerate(phases):
-        dtype = torch.float32 if dtype_name == "float32" else f64
-        last_phase = phase_index == len(phases) - 1
-        t = _iterate(state, Xg.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t, max_iter,
-                     phase_tol, record_every, history, history_iters, rel_err, bar)
-        if not last_phase:
-            # runs that met the float32 switch criterion continue in float64
-            state.stopped &= state.diverged
-        if t >= max_iter:
-            break
-    if bar is not None:
-        bar.close()
+            bar = tqdm(total=max_iter, desc="AGD iterations", unit="it")
+        t = 0
+        for phase_index, (dtype_name, phase_tol) in enumerate(phases):
+            dtype = torch.float32 if dtype_name == "float32" else f64
+            last_phase = phase_index == len(phases) - 1
+            t = _iterate(state, Xg.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t, max_iter,
+                         phase_tol, record_every, history, history_iters, rel_err, bar)
+            if not last_phase:
+                # runs that met the float32 switch criterion continue in float64
+                state.stopped &= state.diverged
+            if t >= max_iter:
+                break
+        if bar is not None:
+            bar.close()
 
     err = rel_err(state.V)
     success = (err < success_tol) & ~state.diverged

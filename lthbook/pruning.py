@@ -67,6 +67,41 @@ class PruningOutcome:
     dense_rel_error: float
 
 
+def train_dense(
+    problem: Problem,
+    iterations: int = 200,
+    distance: float = 0.1,
+    beta: float = 0.2,
+    seed: int | None = None,
+    device: str = "cpu",
+) -> tuple[np.ndarray, float]:
+    """Train the dense student (``r = d``) on ``problem``'s data for ``iterations`` AGD steps (``T1``).
+
+    Starts at relative distance ``distance`` from ``tilde W*`` (the paper starts from
+    the tensor initialization, which §4 shows lands in the convex region; a random
+    start at small distance stands in for it here). Returns ``tilde W`` (shape
+    ``(d, K)``) and its relative error ``||tilde W - tilde W*||_F / ||tilde W*||_F``.
+    """
+    iterations = check_int("iterations", iterations, 1)
+    dense = with_supports(problem, dense_supports(problem.K, problem.d))
+    W0 = initial_points(dense.W_star, distance, n=1, seed=seed)
+    result = run_agd(dense, W0, beta=beta, max_iter=iterations, device=device)
+    return embed(result.W[0, 0], dense.supports, problem.d), float(result.rel_error[0, 0])
+
+
+def prune_trained(W_dense: np.ndarray, teacher: SparseTeacher, prune_fraction: float,
+                  dense_rel_error: float = float("nan")) -> PruningOutcome:
+    """Prune trained dense weights by magnitude and compare the kept mask with the teacher's ``M*``."""
+    mask = magnitude_mask(W_dense, prune_fraction)
+    return PruningOutcome(
+        mask=mask,
+        W_dense=W_dense,
+        proper=bool(contains_teacher(mask, teacher).all()),
+        exact=bool(np.array_equal(mask, teacher.mask().astype(bool))),
+        dense_rel_error=dense_rel_error,
+    )
+
+
 def train_and_prune(
     problem: Problem,
     prune_fraction: float,
@@ -76,23 +111,6 @@ def train_and_prune(
     seed: int | None = None,
     device: str = "cpu",
 ) -> PruningOutcome:
-    """Train the dense student on ``problem``'s data for ``iterations`` AGD steps (``T1``), then prune.
-
-    The dense student starts at relative distance ``distance`` from ``tilde W*``
-    (the paper starts from the tensor initialization, which §4 shows lands in the
-    convex region; a random start at small distance stands in for it here).
-    """
-    iterations = check_int("iterations", iterations, 1)
-    dense = with_supports(problem, dense_supports(problem.K, problem.d))
-    W0 = initial_points(dense.W_star, distance, n=1, seed=seed)
-    result = run_agd(dense, W0, beta=beta, max_iter=iterations, device=device)
-    W_dense = embed(result.W[0, 0], dense.supports, problem.d)
-    mask = magnitude_mask(W_dense, prune_fraction)
-    teacher_mask = problem.teacher.mask().astype(bool)
-    return PruningOutcome(
-        mask=mask,
-        W_dense=W_dense,
-        proper=bool(contains_teacher(mask, problem.teacher).all()),
-        exact=bool(np.array_equal(mask, teacher_mask)),
-        dense_rel_error=float(result.rel_error[0, 0]),
-    )
+    """§4.1 in one call: :func:`train_dense` then :func:`prune_trained`."""
+    W_dense, error = train_dense(problem, iterations, distance, beta, seed, device)
+    return prune_trained(W_dense, problem.teacher, prune_fraction, error)

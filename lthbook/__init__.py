@@ -8,6 +8,9 @@ agd       Algorithm 1 (AGD / GD), batched in torch
 geometry  numerical probes of Theorem 1 (Hessian spectrum, local convexity)
 tensor_init  the tensor initialization of §4 (after Zhong et al. 2017, Algorithm 1)
 pruning   §4.1: train the dense network, prune by magnitude
+convergence  the §4 chapter's experiments (rates, momentum, initialization, pruning)
+plotting, geometry_plots, convergence_plots  the chapters' figures
+stats     line fits used by the claim checks
 scales    the ``ci`` / ``book`` / ``paper`` experiment-size switch
 """
 

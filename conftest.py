@@ -11,6 +11,7 @@ scale unless ``LTHBOOK_SCALE`` says otherwise.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from unittest import mock
 
@@ -19,6 +20,9 @@ import nbformat
 from nbval.plugin import IPyNbFile
 
 os.environ.setdefault("LTHBOOK_SCALE", "ci")
+# tests compute every experiment afresh: a results cache left by an earlier run (or an
+# older version of lthbook) must not stand in for the code under test
+os.environ.setdefault("LTHBOOK_CACHE_DIR", tempfile.mkdtemp(prefix="lthbook-test-cache-"))
 
 BOOK_DIR = Path(__file__).parent / "book"
 

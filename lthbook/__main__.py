@@ -1,0 +1,141 @@
+"""Command line: reproduce the §5.1 figures (Figures 2-5) of the paper.
+
+    python -m lthbook reproduce {fig2,fig3,fig4,fig5,all} --scale {ci,book,paper}
+                                [--seed S] [--device cpu|cuda] [--out DIR]
+                                [--cache-dir DIR] [--no-cache] [--threads T] [--no-progress]
+                                [--set KEY=VALUE ...]
+
+For each figure it writes ``DIR/<fig>.json`` (the dictionary of
+:func:`lthbook.experiments.run_figure`, with the claim check's outcome added under
+``"check"``) and ``DIR/<fig>.png`` / ``DIR/<fig>.pdf``. Finished cells are cached
+(``--cache-dir``, default ``$LTHBOOK_CACHE_DIR`` or ``~/.cache/lthbook``), so an
+interrupted run picks up where it stopped. ``--set KEY=VALUE`` replaces one setting
+of the preset (``VALUE`` is JSON, e.g. ``--set trials=20 --set 'r_values=[20,30]'``);
+the settings used are recorded in the JSON. The exit status is 0 when every claim
+check passed, 1 when some check failed (the files are written either way) and 2
+for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ._validation import resolve_device
+from .experiments import CHECKS, FIGURES, figure_settings, run_figure
+from .scales import SCALES, get_scale, get_seed
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value}")
+    return value
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"threads must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"threads must be an integer >= 1, got {value}")
+    return value
+
+
+def _setting(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--set needs KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"--set {key}: VALUE must be JSON (e.g. 20, 0.5, [10, 20], \"auto\"), "
+                                         f"got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m lthbook``."""
+    parser = argparse.ArgumentParser(prog="python -m lthbook",
+                                     description="Reproduce the synthetic experiments (Figures 2-5, §5.1) of "
+                                                 "'Why Lottery Ticket Wins?' (NeurIPS 2021).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    rep = sub.add_parser("reproduce", help="run one figure (or all) and write JSON, PNG and PDF",
+                         description="Run Figures 2-5 of §5.1 and write <out>/<fig>.json, .png and .pdf.")
+    rep.add_argument("figure", choices=[*FIGURES, "all"], help="which figure to reproduce")
+    rep.add_argument("--scale", choices=SCALES, default=None,
+                     help="experiment size: ci (seconds), book (minutes), paper (the paper's trial counts; hours "
+                          "to days on a CPU); default $LTHBOOK_SCALE or book")
+    rep.add_argument("--seed", type=_seed, default=None, help="base seed (default $LTHBOOK_SEED or 0)")
+    rep.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device (default cpu)")
+    rep.add_argument("--out", type=Path, default=Path("results"), help="output directory (default results/)")
+    rep.add_argument("--cache-dir", type=Path, default=None,
+                     help="cell cache directory (default $LTHBOOK_CACHE_DIR or ~/.cache/lthbook)")
+    rep.add_argument("--no-cache", action="store_true", help="neither read nor write the cell cache")
+    rep.add_argument("--threads", type=_threads, default=1, help="torch CPU threads (default 1)")
+    rep.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    rep.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                     help="replace one preset setting (VALUE in JSON); may be repeated")
+    return parser
+
+
+def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out: Path,
+              cache_dir: Path | None, cache: bool, threads: int, progress: bool,
+              overrides: dict | None = None) -> bool:
+    """Run one figure, check its claim, write ``out/<figure>.{json,png,pdf}``; True if the check passed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .figures import plot_figure, save_figure
+
+    results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
+                         cache=cache, threads=threads, overrides=overrides)
+    try:
+        fitted = CHECKS[figure](results)
+        results["check"] = {"passed": True, "message": "", "fitted": fitted}
+    except AssertionError as exc:
+        results["check"] = {"passed": False, "message": str(exc), "fitted": None}
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{figure}.json"
+    tmp = json_path.with_name(json_path.name + ".part")
+    tmp.write_text(json.dumps(results, indent=1, allow_nan=False), encoding="utf-8")
+    tmp.replace(json_path)
+    fig = plot_figure(results)
+    paths = save_figure(fig, out / figure)
+    plt.close(fig)
+    status = "PASSED" if results["check"]["passed"] else f"FAILED: {results['check']['message']}"
+    print(f"{figure} ({results['scale']}, seed {results['seed']}): {results['wall_time_s']:.1f} s "
+          f"({results['cells_from_cache']}/{results['cells']} cells from cache); claim check {status}; "
+          f"wrote {json_path}, {', '.join(str(p) for p in paths)}")
+    return bool(results["check"]["passed"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m lthbook``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    figures = list(FIGURES) if args.figure == "all" else [args.figure]
+    overrides = dict(args.overrides) or None
+    try:  # validate everything before the first (possibly long) run
+        scale = get_scale(args.scale)
+        seed = get_seed(args.seed)
+        resolve_device(args.device)
+        for f in figures:
+            figure_settings(f, scale, overrides)
+    except ValueError as exc:  # CUDA requested but absent, bad $LTHBOOK_SCALE, bad --set
+        parser.error(str(exc))
+    ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
+                    not args.no_progress, overrides) for f in figures]
+    return 0 if all(ok) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

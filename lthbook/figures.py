@@ -1,0 +1,249 @@
+"""Figures 2-5 of the paper (§5.1), drawn from the dictionaries of :func:`lthbook.experiments.run_figure`.
+
+* :func:`plot_fig2` -- success-rate map over ``sqrt(r)`` (x) and the relative initial
+  distance ``||W(0) - W*||_F / ||W*||_F`` (y), black = every run failed, white =
+  every run succeeded, grey levels in between (the paper's Figure 2);
+* :func:`plot_fig3` -- (a) relative error against the iteration for several ``r``
+  (log scale), (b) the fitted convergence rate ``nu`` against ``sqrt(r)`` for AGD
+  (``beta = 0.2``) and GD (``beta = 0``) (Figure 3);
+* :func:`plot_fig4` -- success-rate map over ``r`` (x) and the sample size ``N`` (y),
+  same grey scale (Figure 4);
+* :func:`plot_fig5` -- final relative error against ``sqrt(r)``, one line per noise
+  level ``sigma/E_y`` (Figure 5).
+
+Every function returns a :class:`matplotlib.figure.Figure`. The book's rcParams
+(:data:`lthbook.plotting.BOOK_STYLE`) are applied while drawing and only those keys are
+restored afterwards (``plt.rc_context`` would also reset the ``interactive`` flag and
+break inline display in notebooks).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from .experiments import FIGURES, sample_threshold, success_radius
+from .plotting import BOOK_STYLE
+from .stats import linear_fit
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    old = {key: matplotlib.rcParams[key] for key in BOOK_STYLE}
+    matplotlib.rcParams.update(BOOK_STYLE)
+    try:
+        yield
+    finally:
+        matplotlib.rcParams.update(old)
+
+
+def _expect(results: Any, name: str) -> Mapping[str, Any]:
+    if not isinstance(results, Mapping) or results.get("figure") != name:
+        got = results.get("figure") if isinstance(results, Mapping) else type(results).__name__
+        raise ValueError(f"results must be the dictionary returned by run_figure('{name}'), got figure={got!r}")
+    return results
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    """Cell edges half-way between consecutive grid values (extrapolated at both ends)."""
+    c = np.asarray(centres, dtype=float)
+    if c.size == 1:
+        return np.array([c[0] - 0.5, c[0] + 0.5])
+    mid = (c[1:] + c[:-1]) / 2
+    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+
+
+def _success_map(ax, x: np.ndarray, y: np.ndarray, rate: np.ndarray):
+    """Grey-level map, ``rate`` of shape ``(len(x), len(y))``; 0 = black, 1 = white."""
+    mesh = ax.pcolormesh(_edges(x), _edges(y), rate.T, cmap="gray", vmin=0.0, vmax=1.0, shading="flat",
+                         edgecolors="face", linewidth=0)
+    ax.grid(False)
+    return mesh
+
+
+def _scale_note(results: Mapping[str, Any]) -> str:
+    s = results["settings"]
+    runs = f"{s['trials']} data sets x {s['inits']} W(0)" if "inits" in s else f"{s['trials']} trials"
+    return f"scale {results['scale']}, seed {results['seed']}, {runs} per point"
+
+
+def plot_fig2(results: Mapping[str, Any], *, show_radius: bool = True) -> Figure:
+    """Figure 2: success rate of Algorithm 1 against ``sqrt(r)`` and the relative initial distance.
+
+    ``show_radius`` overlays the estimated radius per ``r`` (area under the success-rate
+    curve, :func:`lthbook.experiments.success_radius`) and its least-squares line in
+    ``sqrt(r)``, the quantity Theorem 1 (Eq. 6) predicts to fall linearly.
+    """
+    _expect(results, "fig2")
+    s = results["settings"]
+    sqrt_r = np.asarray(results["axes"]["sqrt_r"], dtype=float)
+    dist = np.asarray(results["axes"]["distance"], dtype=float)
+    rad = success_radius(results)
+    rate = np.asarray(rad["success_rate"])
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.2, 4.8), constrained_layout=True)
+        mesh = _success_map(ax, sqrt_r, dist, rate)
+        if show_radius:
+            area = np.asarray(rad["area_radius"])
+            ax.plot(sqrt_r, area, "o", color="#c0392b", ms=5, label="radius (area under success curve)")
+            if sqrt_r.size >= 3:
+                fit = linear_fit(sqrt_r, area)
+                xx = np.linspace(sqrt_r[0], sqrt_r[-1], 50)
+                ax.plot(xx, fit(xx), "--", color="#c0392b", lw=1.4,
+                        label=f"fit: {fit.slope:.2f}" + r"$\sqrt{r}$" + f" {'+' if fit.intercept >= 0 else '-'} "
+                              f"{abs(fit.intercept):.2f} ($R^2$={fit.r2:.2f})")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+        ax.set_xlabel(r"$\sqrt{r}$ (square root of the inputs per neuron)")
+        ax.set_ylabel(r"relative initial distance $\|W^{(0)}-W^*\|_F/\|W^*\|_F$")
+        ax.set_xticks(sqrt_r, [f"{v:.1f}" for v in sqrt_r])
+        ax.set_title(f"K={s['K']}, d={s['d']}, N={s['N']} ({_scale_note(results)})", fontsize=9)
+        ax.set_ylim(_edges(dist)[0], _edges(dist)[-1])
+        cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
+        cbar.set_label("success rate (white: all succeed, black: all fail)")
+    return fig
+
+
+def plot_fig3(results: Mapping[str, Any], *, max_curves: int = 6) -> Figure:
+    """Figure 3: (a) AGD's relative error against the iteration for several ``r`` (mean of
+    ``log10`` error over trials); (b) the convergence rate ``nu`` against ``sqrt(r)`` for AGD
+    (``beta = 0.2``) and GD (``beta = 0``), mean and spread over trials (Theorem 2)."""
+    _expect(results, "fig3")
+    if not isinstance(max_curves, int) or max_curves < 1:
+        raise ValueError(f"max_curves must be an integer >= 1, got {max_curves!r}")
+    s = results["settings"]
+    r = np.asarray(results["axes"]["r"])
+    sqrt_r = np.asarray(results["axes"]["sqrt_r"], dtype=float)
+    idx = np.unique(np.linspace(0, r.size - 1, min(max_curves, r.size)).round().astype(int))
+    cmap = plt.get_cmap("viridis")
+    with _style():
+        fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(10.5, 4.2), constrained_layout=True)
+        for k, i in enumerate(idx):
+            curve = results["raw"]["curves"]["AGD"][i]
+            color = cmap(k / max(1, len(idx) - 1) * 0.9)
+            ax_a.semilogy(curve["iterations"], 10.0 ** np.asarray(curve["mean_log10_error"], dtype=float),
+                          color=color, label=f"r = {r[i]}")
+        ax_a.set_xlabel("iteration $t$")
+        ax_a.set_ylabel(r"relative error $\|W^{(t)}-W^*\|_F/\|W^*\|_F$")
+        ax_a.set_title(f"(a) AGD, beta={s['betas'][0]}, eta={_eta_text(results)}", fontsize=10)
+        ax_a.legend(fontsize=8)
+        for alg, marker, color in (("AGD", "o", "#1f5fa8"), ("GD", "s", "#c0392b")):
+            nu = np.asarray(results["raw"]["nu"][alg], dtype=float)
+            mean = np.nanmean(nu, axis=1)
+            spread = np.nanstd(nu, axis=1) if nu.shape[1] > 1 else None
+            beta = s["betas"][0] if alg == "AGD" else s["betas"][1]
+            ax_b.errorbar(sqrt_r, mean, yerr=spread, fmt=marker + "-", color=color, capsize=3,
+                          label=f"{alg} (beta = {beta:g})")
+        ax_b.set_xlabel(r"$\sqrt{r}$")
+        ax_b.set_ylabel(r"convergence rate $\nu$ (error ratio per iteration)")
+        ax_b.set_title(f"(b) K={s['K']}, d={s['d']}, N={s['N']} ({_scale_note(results)})", fontsize=9)
+        ax_b.legend(fontsize=8)
+    return fig
+
+
+def _eta_text(results: Mapping[str, Any]) -> str:
+    eta = results["settings"]["eta"]
+    if eta == "paper":
+        return f"0.5 K^2 = {0.5 * results['settings']['K'] ** 2:g}"
+    return str(eta)
+
+
+def plot_fig4(results: Mapping[str, Any], *, show_threshold: bool = True) -> Figure:
+    """Figure 4: success rate over the student width ``r`` (x) and the sample size ``N`` (y).
+
+    ``show_threshold`` overlays ``N_50(r)`` (the interpolated ``N`` at which half the runs
+    succeed, :func:`lthbook.experiments.sample_threshold`) and its least-squares line, the
+    linear sample complexity of Eq. (8).
+    """
+    _expect(results, "fig4")
+    s = results["settings"]
+    r = np.asarray(results["axes"]["r"], dtype=float)
+    N = np.asarray(results["axes"]["N"], dtype=float)
+    th = sample_threshold(results)
+    rate = np.asarray(th["success_rate"])
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.2, 4.8), constrained_layout=True)
+        mesh = _success_map(ax, r, N, rate)
+        if show_threshold:
+            ok = np.array([st == "ok" for st in th["status"]])
+            n50 = np.asarray(th["N50"])
+            ax.plot(r[ok], n50[ok], "o", color="#c0392b", ms=5, label=r"$N_{50}(r)$ (half the runs succeed)")
+            if ok.sum() >= 3:
+                fit = linear_fit(r[ok], n50[ok])
+                xx = np.linspace(r[0], r[-1], 50)
+                ax.plot(xx, fit(xx), "--", color="#c0392b", lw=1.4,
+                        label=f"fit: {fit.slope:.2f} r {'+' if fit.intercept >= 0 else '-'} {abs(fit.intercept):.1f} "
+                              f"($R^2$={fit.r2:.2f})")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+        ax.set_xlabel("$r$ (inputs per neuron)")
+        ax.set_xticks(r, [f"{v:g}" for v in r])
+        ax.set_ylabel("number of samples $N$")
+        ax.set_title(f"K={s['K']}, d={s['d']}, W(0) at distance {s['distance']:g} ({_scale_note(results)})",
+                     fontsize=9)
+        ax.set_ylim(_edges(N)[0], _edges(N)[-1])
+        cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
+        cbar.set_label("success rate (white: all succeed, black: all fail)")
+    return fig
+
+
+def plot_fig5(results: Mapping[str, Any], *, logy: bool = False) -> Figure:
+    """Figure 5: final relative error ``||W(T)-W*||_F/||W*||_F`` against ``sqrt(r)``, one line
+    per noise level ``sigma/E_y`` (mean over trials, bars = standard deviation); Eq. (9)
+    predicts lines linear in ``sqrt(r)`` with heights proportional to the noise level."""
+    _expect(results, "fig5")
+    if not isinstance(logy, bool):
+        raise ValueError(f"logy must be True or False, got {logy!r}")
+    s = results["settings"]
+    sqrt_r = np.asarray(results["axes"]["sqrt_r"], dtype=float)
+    levels = results["axes"]["noise_levels"]
+    cmap = plt.get_cmap("plasma")
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.2, 4.4), constrained_layout=True)
+        for l, level in enumerate(levels):
+            err = [np.asarray(e, dtype=float) for e in results["raw"]["rel_error"][l]]
+            mean = np.array([e.mean() for e in err])
+            std = np.array([e.std() for e in err]) if min(e.size for e in err) > 1 else None
+            ax.errorbar(sqrt_r, mean, yerr=std, fmt="o-", capsize=3, color=cmap(0.85 * l / max(1, len(levels) - 1)),
+                        label=rf"$\sigma/E_y$ = {level:g}")
+        if logy:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+        ax.set_xlabel(r"$\sqrt{r}$")
+        ax.set_ylabel(r"relative error $\|W^{(T)}-W^*\|_F/\|W^*\|_F$")
+        ax.set_title(f"K={s['K']}, d={s['d']}, N={s['N']} ({_scale_note(results)})", fontsize=9)
+        ax.legend(fontsize=8)
+    return fig
+
+
+PLOTTERS = {"fig2": plot_fig2, "fig3": plot_fig3, "fig4": plot_fig4, "fig5": plot_fig5}
+
+
+def plot_figure(results: Mapping[str, Any]) -> Figure:
+    """Draw whichever of Figures 2-5 ``results`` (from :func:`run_figure`) holds."""
+    if not isinstance(results, Mapping) or results.get("figure") not in FIGURES:
+        raise ValueError(f"results must be a dictionary from run_figure with 'figure' in {FIGURES}")
+    return PLOTTERS[results["figure"]](results)
+
+
+def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (or the given ``formats``); returns the paths."""
+    if not isinstance(fig, Figure):
+        raise ValueError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    allowed = ("png", "pdf", "svg")
+    if not formats or any(f not in allowed for f in formats):
+        raise ValueError(f"formats must be a non-empty subset of {allowed}, got {formats!r}")
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with _style():
+        for fmt in formats:
+            path = stem.with_name(stem.name + "." + fmt)
+            fig.savefig(path, bbox_inches="tight")
+            paths.append(path)
+    return paths

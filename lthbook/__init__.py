@@ -11,6 +11,8 @@ pruning   §4.1: train the dense network, prune by magnitude
 convergence  the §4 chapter's experiments (rates, momentum, initialization, pruning)
 plotting, geometry_plots, convergence_plots  the chapters' figures
 stats     line fits used by the claim checks
+experiments, cache, figures  the §5.1 runner (Figs 2-5), its on-disk cache and plots
+__main__  the command line: python -m lthbook reproduce ...
 scales    the ``ci`` / ``book`` / ``paper`` experiment-size switch
 """
 

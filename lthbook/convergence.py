@@ -15,6 +15,7 @@ import numpy as np
 
 from ._validation import check_float, check_int
 from .agd import AGDResult, initial_points, run_agd
+from .experiments import fit_rate
 from .geometry import hessian_extremes
 from .pruning import prune_trained, train_dense
 from .stats import linear_fit
@@ -28,18 +29,17 @@ def fit_convergence_rate(
     """Contraction factor ``nu`` of Eq. (9): ``exp`` of the slope of ``log(error)`` against ``t``.
 
     Only points with ``lower <= error <= upper`` are fitted (the linear phase:
-    past the start-up transient, above the floor of floating-point round-off). Returns
-    ``nan`` when fewer than three points fall in that window.
+    past the start-up transient, above the floor of floating-point round-off); see
+    :func:`lthbook.experiments.fit_rate`, which this calls. Returns ``nan`` when too few
+    points fall in that window.
     """
     iterations = np.asarray(iterations, dtype=float)
     errors = np.asarray(errors, dtype=float)
     if iterations.shape != errors.shape:
         raise ValueError(f"iterations and errors must have the same shape, got {iterations.shape} and {errors.shape}")
-    keep = (errors >= lower) & (errors <= upper) & np.isfinite(errors)
-    # a stopped run repeats its last error; keep only the first occurrence of the final value
-    if keep.sum() < 3:
-        return float("nan")
-    return float(np.exp(linear_fit(iterations[keep], np.log(errors[keep])).slope))
+    # one implementation for the whole book: the §5.1 runner's fit (which also drops the
+    # frozen tail of a stopped run)
+    return fit_rate(iterations, errors, (lower, upper))
 
 
 def rates_from_result(result: AGDResult, **window) -> np.ndarray:

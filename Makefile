@@ -24,13 +24,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# myst-nb's execution cache does not notice changes to the lthbook package, so
-# the cache is dropped whenever the package's sources change.
+# myst-nb's execution cache (and Sphinx's incremental build) do not notice changes
+# to the lthbook package, so whenever the package's sources change the execution
+# cache is dropped and every page is rebuilt (--all).
 book: setup
 	@mkdir -p $(BUILD)
-	@h=$$(cat lthbook/*.py pyproject.toml | sha256sum | cut -c1-16); \
-	 if [ "$$(cat $(BUILD)/.lthbook-hash 2>/dev/null)" != "$$h" ]; then rm -rf $(BUILD)/.jupyter_cache; fi; \
-	 LTHBOOK_SCALE=$(SCALE) $(VENV)/bin/jupyter-book build . --path-output $(OUTROOT) -W -n --keep-going \
+	@h=$$(cat lthbook/*.py pyproject.toml | sha256sum | cut -c1-16); all=""; \
+	 if [ "$$(cat $(BUILD)/.lthbook-hash 2>/dev/null)" != "$$h" ]; then \
+	   rm -rf $(BUILD)/.jupyter_cache; all="--all"; echo "lthbook changed: re-executing every chapter"; fi; \
+	 LTHBOOK_SCALE=$(SCALE) $(VENV)/bin/jupyter-book build . --path-output $(OUTROOT) -W -n --keep-going $$all \
 	 && echo "$$h" > $(BUILD)/.lthbook-hash \
 	 && echo "Book built: $(BUILD)/html/index.html (scale: $(SCALE))"
 

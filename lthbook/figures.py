@@ -19,28 +19,16 @@ break inline display in notebooks).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from .experiments import FIGURES, sample_threshold, success_radius
-from .plotting import BOOK_STYLE
+from .plotting import _book_style as _style
 from .stats import linear_fit
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    old = {key: matplotlib.rcParams[key] for key in BOOK_STYLE}
-    matplotlib.rcParams.update(BOOK_STYLE)
-    try:
-        yield
-    finally:
-        matplotlib.rcParams.update(old)
 
 
 def _expect(results: Any, name: str) -> Mapping[str, Any]:

@@ -29,24 +29,23 @@ from .experiments import CHECKS, FIGURES, figure_settings, run_figure
 from .scales import SCALES, get_scale, get_seed
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value}")
-    return value
+def _int_at_least(name: str, low: int, wording: str):
+    """An argparse type: an integer ``>= low``, with an error naming ``name``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be {wording}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{name} must be {wording}, got {value}")
+        return value
+
+    return parse
 
 
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"threads must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"threads must be an integer >= 1, got {value}")
-    return value
+_seed = _int_at_least("seed", 0, "a non-negative integer")
+_threads = _int_at_least("threads", 1, "an integer >= 1")
 
 
 def _setting(text: str) -> tuple[str, object]:

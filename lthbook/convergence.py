@@ -50,9 +50,8 @@ def rates_from_result(result: AGDResult, **window) -> np.ndarray:
     out = np.full((P, B), np.nan)
     for p in range(P):
         for b in range(B):
-            curve = result.history[:, p, b]
-            last = int(np.argmax(curve == curve[-1]))  # frozen runs repeat their final error
-            out[p, b] = fit_convergence_rate(result.history_iters[: last + 1], curve[: last + 1], **window)
+            # a stopped run's history repeats its final error; the fit drops that tail
+            out[p, b] = fit_convergence_rate(result.history_iters, result.history[:, p, b], **window)
     return out
 
 

@@ -891,22 +891,14 @@ def crossing(x: Sequence[float], rate: Sequence[float], level: float = 0.5, decr
     s = np.asarray(rate, dtype=float)
     if x.shape != s.shape or x.size < 2:
         raise ValueError("crossing needs x and rate of equal length >= 2")
-    if decreasing:
-        bad = np.flatnonzero(s < level)
-        if bad.size == 0:
-            return float(x[-1]), "above"
-        k = int(bad[0])
-        if k == 0:
-            return float(x[0]), "below"
-        x0, x1, s0, s1 = x[k - 1], x[k], s[k - 1], s[k]
-    else:
-        good = np.flatnonzero(s >= level)
-        if good.size == 0:
-            return float(x[-1]), "below"
-        k = int(good[0])
-        if k == 0:
-            return float(x[0]), "above"
-        x0, x1, s0, s1 = x[k - 1], x[k], s[k - 1], s[k]
+    crossed = np.flatnonzero(s < level if decreasing else s >= level)
+    never, at_start = ("above", "below") if decreasing else ("below", "above")
+    if crossed.size == 0:
+        return float(x[-1]), never
+    k = int(crossed[0])
+    if k == 0:
+        return float(x[0]), at_start
+    x0, x1, s0, s1 = x[k - 1], x[k], s[k - 1], s[k]
     return float(x0 + (level - s0) * (x1 - x0) / (s1 - s0)), "ok"
 
 

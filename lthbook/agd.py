@@ -29,6 +29,29 @@ iteration): the middle of heavy-ball's stability interval
 ``Theta(1/K)`` of Eq. (7). See :func:`paper_step_size` for how the paper's
 ``eta = 0.5`` maps onto this scaling.
 
+Early exits (off by default, so the default is the paper's protocol exactly).
+A run that cannot change its outcome any more may be settled before the
+paper's rules stop it; the reason is recorded per run in ``exit_reason``:
+
+* ``success_exit`` -- its relative error is below ``success_tol`` and fell over
+  the last ``exit_window`` iterations (the run is inside the basin of ``W*``
+  and converging, so the final error of the full protocol would be below
+  ``success_tol`` too), or is below ``success_tol / 100``;
+* ``stall_exit`` -- its error is above ``success_tol`` and changed by less than
+  this fraction (e.g. 1%) over the last ``exit_window`` iterations: a run stuck
+  at a spurious point. Runs that are still moving, however slowly, go on: runs
+  that escape a plateau late drift by several percent per window before they
+  do, while runs at a spurious point settle to a constant error;
+* ``plateau_exit`` -- its error changed by less than this fraction over the
+  last window (a noisy run at its error floor, Fig. 5).
+
+These are predictions, so :mod:`lthbook.experiments` measures how often they
+disagree with the full protocol (:func:`lthbook.experiments.compare_exit_rules`).
+
+Threads. On CPU, ``threads=None`` uses one torch thread when an iteration
+costs fewer than ``SINGLE_THREAD_FLOPS`` (waking a second thread costs more
+than it saves) and torch's setting otherwise; an integer sets it exactly.
+
 Precision. ``"float64"`` (default) resolves the ``1e-8`` stopping rule.
 ``"float32+polish"`` iterates in float32 until the relative step falls under
 ``1e-6`` and then finishes in float64 within the same iteration budget. Plain
@@ -60,15 +83,23 @@ POLISH_SWITCH_TOL = 1e-6
 #: for small matrices, waking a second thread costs more than it saves, and on a busy
 #: machine (two processes on two cores) the threads' spin-waiting slows tiny runs a hundredfold.
 SINGLE_THREAD_FLOPS = 5e7
+#: ``exit_reason`` codes of :class:`AGDResult`.
+EXIT_REASONS = ("cap", "step", "success_exit", "stall_exit", "plateau_exit", "diverged")
+_CAP, _STEP, _SUCCESS, _STALL, _PLATEAU, _DIVERGED = range(6)
 
 
 @contextmanager
-def _cpu_threads(device: torch.device, flops_per_iteration: float) -> Iterator[None]:
-    if device.type != "cpu" or flops_per_iteration >= SINGLE_THREAD_FLOPS or torch.get_num_threads() == 1:
+def _cpu_threads(device: torch.device, flops_per_iteration: float, threads: int | None = None) -> Iterator[None]:
+    """Torch CPU threads for one run: ``threads`` if given, else 1 for small iterations."""
+    if device.type != "cpu":
         yield
         return
+    wanted = threads if threads is not None else (1 if flops_per_iteration < SINGLE_THREAD_FLOPS else None)
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    if wanted is None or wanted == previous:
+        yield
+        return
+    torch.set_num_threads(wanted)
     try:
         yield
     finally:
@@ -125,6 +156,9 @@ class AGDResult:
     stopped: the stopping rule ``||W(t+1)-W(t)||_F/||W(t)||_F < tol`` fired.
     diverged: iterates became non-finite or exploded; ``W`` is the last finite iterate.
     n_iter: iterations taken.
+    exit_reason: why each run ended, one of :data:`EXIT_REASONS` (``"cap"``: ``max_iter``
+        reached; ``"step"``: the stopping rule; the early exits of the module docstring;
+        ``"diverged"``).
     eta: step size used per run.
     history: relative errors every ``record_every`` iterations, shape ``(T, P, B)``
         (``history_iters`` gives the iteration numbers), or ``None``. Recording ends
@@ -138,6 +172,7 @@ class AGDResult:
     stopped: np.ndarray
     diverged: np.ndarray
     n_iter: np.ndarray
+    exit_reason: np.ndarray
     eta: np.ndarray
     beta: float
     precision: str
@@ -171,6 +206,12 @@ def run_agd(
     device: str | torch.device | None = "cpu",
     record_every: int | None = None,
     progress: bool = False,
+    labels: np.ndarray | None = None,
+    success_exit: bool = False,
+    stall_exit: float | None = None,
+    plateau_exit: float | None = None,
+    exit_window: int = 500,
+    threads: int | None = None,
 ) -> AGDResult:
     """Run Algorithm 1 from many initial points on one or many data sets at once.
 
@@ -197,6 +238,15 @@ def run_agd(
         Record the relative error every this many iterations (``None``: no history).
     progress:
         Show a tqdm progress bar over iterations.
+    labels:
+        Optional per-run labels ``y``, shape ``(P, B, N)``, replacing each problem's ``y``
+        (runs on the same inputs with different label noise share one batch, Fig. 5).
+    success_exit, stall_exit, plateau_exit, exit_window:
+        Early exits (module docstring); all off by default. ``stall_exit`` and
+        ``plateau_exit`` are relative changes of the error in ``(0, 1)`` over the last
+        ``exit_window`` iterations (>= 50).
+    threads:
+        Torch CPU threads during the run (``None``: automatic, see module docstring).
     """
     problems = _stack_problems(problems)
     P = len(problems)
@@ -217,15 +267,28 @@ def run_agd(
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if record_every is not None:
         record_every = check_int("record_every", record_every, 1)
+    exit_window = check_int("exit_window", exit_window, 50)
+    if plateau_exit is not None:
+        plateau_exit = check_float("plateau_exit", plateau_exit, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    if stall_exit is not None:
+        stall_exit = check_float("stall_exit", stall_exit, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    if threads is not None:
+        threads = check_int("threads", threads, 1)
     dev = resolve_device(device)
 
     f64 = torch.float64
     Xg = torch.from_numpy(np.stack([p.gathered() for p in problems])).to(dev, f64)
-    y = torch.from_numpy(np.stack([p.y for p in problems])).to(dev, f64)
+    if labels is None:
+        y = torch.from_numpy(np.stack([p.y for p in problems])).to(dev, f64)
+    else:
+        labels = np.asarray(labels, dtype=float)
+        if labels.shape != (P, B, N) or not np.all(np.isfinite(labels)):
+            raise ValueError(f"labels must be finite with shape (P, B, N) = ({P}, {B}, {N}); got {labels.shape}")
+        y = torch.from_numpy(np.ascontiguousarray(labels.transpose(0, 2, 1))).to(dev, f64)  # (P, N, B)
     V_star = torch.from_numpy(np.stack([p.W_star.T for p in problems])).to(dev, f64)[..., None]  # (P,K,r,1)
     V0 = torch.from_numpy(np.ascontiguousarray(W0.transpose(0, 3, 2, 1))).to(dev, f64)  # (P,K,r,B)
 
-    with _cpu_threads(dev, 4.0 * P * B * K * N * r):
+    with _cpu_threads(dev, 4.0 * P * B * K * N * r, threads):
         if isinstance(eta, str):
             if eta != "auto":
                 raise ValueError(f"eta must be a positive number, an array of shape (P, B), or 'auto'; got {eta!r}")
@@ -244,7 +307,10 @@ def run_agd(
 
         state = _State(V=V0.clone(), V_prev=V0.clone(), n_iter=torch.zeros(P, B, dtype=torch.long, device=dev),
                        stopped=torch.zeros(P, B, dtype=torch.bool, device=dev),
-                       diverged=torch.zeros(P, B, dtype=torch.bool, device=dev))
+                       diverged=torch.zeros(P, B, dtype=torch.bool, device=dev),
+                       settled=torch.full((P, B), -1, dtype=torch.long, device=dev))
+        rules = _ExitRules(success=bool(success_exit), stall=stall_exit, plateau=plateau_exit,
+                           window=exit_window, success_tol=success_tol, max_iter=max_iter)
         history: list[torch.Tensor] = []
         history_iters: list[int] = []
         star_norm = V_star.norm(dim=(1, 2))  # (P,1)
@@ -270,7 +336,7 @@ def run_agd(
             dtype = torch.float32 if dtype_name == "float32" else f64
             last_phase = phase_index == len(phases) - 1
             t = _iterate(state, Xg.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t, max_iter,
-                         phase_tol, record_every, history, history_iters, rel_err, bar)
+                         phase_tol, record_every, history, history_iters, rules, bar)
             if not last_phase:
                 # runs that met the float32 switch criterion continue in float64
                 state.stopped &= state.diverged
@@ -281,6 +347,10 @@ def run_agd(
 
     err = rel_err(state.V)
     success = (err < success_tol) & ~state.diverged
+    reason = torch.full((P, B), _CAP, dtype=torch.long, device=dev)
+    reason[state.stopped] = _STEP
+    reason = torch.where(state.settled >= 0, state.settled, reason)
+    reason[state.diverged] = _DIVERGED
     to_np = lambda a: a.detach().cpu().numpy()  # noqa: E731
     return AGDResult(
         W=to_np(state.V.to(f64).permute(0, 3, 2, 1)),
@@ -289,12 +359,15 @@ def run_agd(
         stopped=to_np(state.stopped & ~state.diverged),
         diverged=to_np(state.diverged),
         n_iter=to_np(state.n_iter),
+        exit_reason=np.asarray(EXIT_REASONS, dtype=object)[to_np(reason)],
         eta=to_np(eta_t),
         beta=beta,
         precision=precision,
         history=to_np(torch.stack(history)) if history else None,
         history_iters=np.asarray(history_iters) if history else None,
-        settings={"max_iter": max_iter, "tol": tol, "success_tol": success_tol, "device": str(dev)},
+        settings={"max_iter": max_iter, "tol": tol, "success_tol": success_tol, "device": str(dev),
+                  "success_exit": bool(success_exit), "stall_exit": stall_exit, "plateau_exit": plateau_exit,
+                  "exit_window": exit_window},
     )
 
 
@@ -305,38 +378,101 @@ class _State:
     n_iter: torch.Tensor
     stopped: torch.Tensor
     diverged: torch.Tensor
+    settled: torch.Tensor  # exit code of an early exit, -1 if none
+
+    def done(self) -> torch.Tensor:
+        return self.stopped | self.diverged | (self.settled >= 0)
 
 
-def _iterate(state, Xg, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rel_err, bar):
-    """Advance all unfinished runs until each stops, diverges, or ``t`` reaches ``max_iter``."""
+@dataclass
+class _ExitRules:
+    success: bool
+    stall: float | None
+    plateau: float | None
+    window: int
+    success_tol: float
+    max_iter: int
+
+    @property
+    def any(self) -> bool:
+        return self.success or self.stall is not None or self.plateau is not None
+
+    @property
+    def every(self) -> int:
+        return max(1, self.window // 10)
+
+    def settle(self, e_now: torch.Tensor, e_then: torch.Tensor, t: int) -> torch.Tensor:
+        """Exit code per run (-1: keep going) from the errors now and one window ago."""
+        code = torch.full(e_now.shape, -1, dtype=torch.long, device=e_now.device)
+        change = (e_now / e_then.clamp_min(torch.finfo(e_now.dtype).tiny) - 1.0).abs()
+        below = e_now < self.success_tol
+        if self.plateau is not None:
+            code = torch.where(change < self.plateau, _PLATEAU, code)
+        if self.success:
+            good = below & ((e_now < e_then) | (e_now < 1e-2 * self.success_tol))
+            code = torch.where(good, _SUCCESS, code)
+        if self.stall is not None:
+            code = torch.where(~below & (change < self.stall) & (code < 0), _STALL, code)
+        return code
+
+
+def _iterate(state, Xg, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rules, bar):
+    """Advance all unfinished runs until each stops, diverges, settles (early exit) or ``t``
+    reaches ``max_iter``. Data sets whose runs are all finished are dropped from the batch."""
+    f64 = torch.float64
+    P = Xg.shape[0]
+    rows = torch.arange(P, device=Xg.device)
     V = state.V.to(Xg.dtype)
     V_prev = state.V_prev.to(Xg.dtype)
-    eta_b = eta[:, None, None, :]  # (P,1,1,B)
-    star_norm = V_star.norm(dim=(1, 2))
-    limit = DIVERGENCE_FACTOR * (1.0 + star_norm)
+    Vs = V_star
+    eta_w = eta
+    star_norm = V_star.to(f64).norm(dim=(1, 2))  # (P,1)
+    limit = DIVERGENCE_FACTOR * (1.0 + V_star.norm(dim=(1, 2)))
+    err_full = ((state.V - V_star.to(f64)).norm(dim=(1, 2)) / star_norm)  # (P,B), frozen rows keep theirs
+    checkpoints: list[torch.Tensor] = []
     check_every = 25
+
+    def sync_errors() -> None:
+        err_full[rows] = (V.to(f64) - Vs.to(f64)).norm(dim=(1, 2)) / star_norm[rows]
+
     while t < max_iter:
-        active = ~(state.stopped | state.diverged)  # (P,B)
-        if t % check_every == 0 and not bool(active.any()):
-            break
+        if rules.any and t % rules.every == 0:
+            sync_errors()
+            checkpoints.append(err_full.clone())
+            if len(checkpoints) > 11:
+                checkpoints.pop(0)
+            if len(checkpoints) == 11:  # the errors now and one exit_window ago
+                code = rules.settle(err_full, checkpoints[0], t)
+                state.settled = torch.where((code >= 0) & ~state.done(), code, state.settled)
+        if t % check_every == 0:
+            live = ~state.done()[rows].all(dim=1)
+            if not bool(live.any()):
+                break
+            if not bool(live.all()):  # write back the finished data sets and drop them
+                gone = rows[~live]
+                state.V[gone] = V[~live].to(f64)
+                state.V_prev[gone] = V_prev[~live].to(f64)
+                rows, V, V_prev = rows[live], V[live], V_prev[live]
+                Xg, y, Vs, eta_w, limit = Xg[live], y[live], Vs[live], eta_w[live], limit[live]
+        active = ~state.done()[rows]  # (P_live, B)
         G = batched_gradient(Xg, y, V)
-        V_next = V - eta_b * G + beta * (V - V_prev)
+        V_next = V - eta_w[:, None, None, :] * G + beta * (V - V_prev)
         step = (V_next - V).norm(dim=(1, 2)) / V.norm(dim=(1, 2)).clamp_min(torch.finfo(V.dtype).tiny)
-        bad = ~torch.isfinite(V_next).all(dim=(1, 2)) | ((V_next - V_star).norm(dim=(1, 2)) > limit)
-        newly_diverged = active & bad
+        bad = ~torch.isfinite(V_next).all(dim=(1, 2)) | ((V_next - Vs).norm(dim=(1, 2)) > limit)
         move = active & ~bad
         m = move[:, None, None, :]
         V_prev = torch.where(m, V, V_prev)
         V = torch.where(m, V_next, V)
-        state.n_iter += move.long()
-        state.stopped |= move & (step < tol)
-        state.diverged |= newly_diverged
+        state.n_iter[rows] += move.long()
+        state.stopped[rows] |= move & (step < tol)
+        state.diverged[rows] |= active & bad
         t += 1
         if bar is not None:
             bar.update(1)
         if record_every is not None and t % record_every == 0:
-            history.append(rel_err(V))
+            sync_errors()
+            history.append(err_full.clone())
             history_iters.append(t)
-    state.V = V.to(torch.float64)
-    state.V_prev = V_prev.to(torch.float64)
+    state.V[rows] = V.to(f64)
+    state.V_prev[rows] = V_prev.to(f64)
     return t

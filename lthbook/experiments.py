@@ -96,8 +96,12 @@ CLAIMS: dict[str, str] = {
 # presets
 # --------------------------------------------------------------------------
 
+#: What ``early_exit: true`` means (:func:`lthbook.agd.run_agd`): settle a run once its error
+#: is below ``success_tol`` and falling, or above it and flat to 1% over 1000 iterations.
+EARLY_EXIT = {"stall_exit": 0.01, "exit_window": 1000}
+
 _AGD_DEFAULTS = {"beta": 0.2, "max_iter": MAX_ITER, "tol": STOP_TOL, "success_tol": SUCCESS_TOL,
-                 "precision": "float64"}
+                 "precision": "float64", "early_exit": False, "plateau_exit": None}
 
 #: Per-scale settings of every figure. ``paper`` holds the paper's numbers where §5.1
 #: states them (K, d, N, eta, beta, 100 trials, the 1e-8 / 1e-4 / 10 000 protocol);
@@ -268,6 +272,10 @@ def validate_settings(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     s["max_iter"] = _int("max_iter", s["max_iter"], 1)
     s["tol"] = _float("tol", s["tol"], 0.0, low_open=True)
     s["success_tol"] = _float("success_tol", s["success_tol"], 0.0, low_open=True)
+    if not isinstance(s["early_exit"], bool):
+        raise ValueError(f"early_exit must be true or false, got {s['early_exit']!r}")
+    if s["plateau_exit"] is not None:
+        s["plateau_exit"] = _float("plateau_exit", s["plateau_exit"], 0.0, 1.0, low_open=True, high_open=True)
     if s["precision"] not in ("float64", "float32", "float32+polish"):
         raise ValueError(f"precision must be 'float64', 'float32' or 'float32+polish', got {s['precision']!r}")
     if "distances" in s:
@@ -326,7 +334,11 @@ def _shared(settings: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
     return {k: settings[k] for k in keys}
 
 
-_RUN_KEYS = ("K", "r_star", "eta", "beta", "max_iter", "tol", "success_tol", "precision")
+_RUN_KEYS = ("K", "r_star", "eta", "beta", "max_iter", "tol", "success_tol", "precision", "early_exit",
+             "plateau_exit")
+#: Settings that are left out of a cell's cache key while they are off, so that turning
+#: a new option off keeps the keys (and cached results) of the plain protocol.
+_OPTIONAL_KEYS = ("early_exit", "plateau_exit")
 
 
 def make_cells(name: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -372,7 +384,7 @@ def make_cells(name: str, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
 def cell_config(name: str, cell: Mapping[str, Any], seed: int, device: str) -> dict[str, Any]:
     """The full configuration of a cell, as hashed by the cache: figure, parameters, seed,
     device type and ``lthbook.__version__``."""
-    cfg = {k: v for k, v in cell.items() if k != "cost"}
+    cfg = {k: v for k, v in cell.items() if k != "cost" and not (k in _OPTIONAL_KEYS and not v)}
     return {"figure": name, "seed": int(seed), "device": device, "lthbook_version": __version__, **cfg}
 
 
@@ -392,13 +404,17 @@ def _r_star(config: Mapping[str, Any]) -> int:
 # --------------------------------------------------------------------------
 
 
-def _run(config: Mapping[str, Any], problems, W0, device: str, beta: float | None = None, **extra):
-    return run_agd(problems, W0, eta=resolve_eta(config["eta"], config["K"]),
-                   beta=config["beta"] if beta is None else beta, max_iter=config["max_iter"], tol=config["tol"],
-                   success_tol=config["success_tol"], precision=config["precision"], device=device, **extra)
+def _run(config: Mapping[str, Any], problems, W0, device: str, threads: int | None = None, **extra):
+    early = bool(config.get("early_exit", False))
+    return run_agd(problems, W0, eta=resolve_eta(config["eta"], config["K"]), beta=config["beta"],
+                   max_iter=config["max_iter"], tol=config["tol"], success_tol=config["success_tol"],
+                   precision=config["precision"], device=device, success_exit=early,
+                   stall_exit=EARLY_EXIT["stall_exit"] if early else None, exit_window=EARLY_EXIT["exit_window"],
+                   plateau_exit=config.get("plateau_exit"), threads=threads, **extra)
 
 
-def compute_fig2_cell(config: Mapping[str, Any], device: str = "cpu") -> dict[str, Any]:
+def compute_fig2_cell(config: Mapping[str, Any], device: str = "cpu", threads: int | None = None
+                      ) -> dict[str, Any]:
     """Figure 2, one ``r`` and one chunk of trials: each trial draws a teacher
     (``K``, ``d``, ``r*``), a student mask of width ``r`` and ``N`` samples, and runs
     Algorithm 1 from one ``W(0)`` at each relative distance in ``distances``."""
@@ -406,10 +422,10 @@ def compute_fig2_cell(config: Mapping[str, Any], device: str = "cpu") -> dict[st
     K, d, N, r, n = config["K"], config["d"], config["N"], config["r"], config["n_trials"]
     problems = [make_problem(K, d, _r_star(config), r, N, seed=rng) for _ in range(n)]
     W0 = np.stack([initial_points(p.W_star, config["distances"], seed=rng) for p in problems])
-    res = _run(config, problems, W0, device)
+    res = _run(config, problems, W0, device, threads)
     return {"success": res.success.sum(axis=0), "trials": n, "diverged": res.diverged.sum(axis=0),
             "stopped": res.stopped.sum(axis=0), "rel_error": res.rel_error, "n_iter": res.n_iter,
-            "eta": res.eta}
+            "exit_reason": res.exit_reason, "eta": res.eta}
 
 
 def fit_rate(iterations: np.ndarray, errors: np.ndarray, window: Sequence[float]) -> float:
@@ -446,7 +462,8 @@ def _decimate(iters: np.ndarray, values: np.ndarray, max_points: int = 400) -> t
     return iters[idx], values[idx]
 
 
-def compute_fig3_cell(config: Mapping[str, Any], device: str = "cpu") -> dict[str, Any]:
+def compute_fig3_cell(config: Mapping[str, Any], device: str = "cpu", threads: int | None = None
+                      ) -> dict[str, Any]:
     """Figure 3, one ``r``, one algorithm (``beta``) and one chunk of trials: the relative
     error at every iteration and the fitted rate ``nu`` (:func:`fit_rate`) per run. Each
     trial (data set) is run from ``inits`` initial points; per-run lists are ordered
@@ -456,7 +473,7 @@ def compute_fig3_cell(config: Mapping[str, Any], device: str = "cpu") -> dict[st
     K, d, N, r, n = config["K"], config["d"], config["N"], config["r"], config["n_trials"]
     problems = [make_problem(K, d, _r_star(config), r, N, seed=rng) for _ in range(n)]
     W0 = np.stack([initial_points(p.W_star, config["distance"], n=config["inits"], seed=rng) for p in problems])
-    res = _run(config, problems, W0, device, record_every=1)
+    res = _run(config, problems, W0, device, threads, record_every=1)
     hist = res.history.reshape(res.history.shape[0], -1)  # (T, P*B), trial-major
     iters = res.history_iters
     nu = [fit_rate(iters, hist[:, k], config["fit_window"]) for k in range(hist.shape[1])]
@@ -467,19 +484,22 @@ def compute_fig3_cell(config: Mapping[str, Any], device: str = "cpu") -> dict[st
             "curve_iterations": ci, "curve_mean_log10_error": cv}
 
 
-def compute_fig4_cell(config: Mapping[str, Any], device: str = "cpu") -> dict[str, Any]:
+def compute_fig4_cell(config: Mapping[str, Any], device: str = "cpu", threads: int | None = None
+                      ) -> dict[str, Any]:
     """Figure 4, one ``(r, N)`` pair and one chunk of trials, ``W(0)`` at relative distance
     ``distance`` from ``W*``."""
     rng = cell_rng(config)
     K, d, N, r, n = config["K"], config["d"], config["N"], config["r"], config["n_trials"]
     problems = [make_problem(K, d, _r_star(config), r, N, seed=rng) for _ in range(n)]
     W0 = np.stack([initial_points(p.W_star, config["distance"], n=1, seed=rng) for p in problems])
-    res = _run(config, problems, W0, device)
+    res = _run(config, problems, W0, device, threads)
     return {"success": int(res.success.sum()), "trials": n, "diverged": int(res.diverged.sum()),
-            "rel_error": res.rel_error[:, 0], "n_iter": res.n_iter[:, 0], "eta": res.eta[:, 0]}
+            "rel_error": res.rel_error[:, 0], "n_iter": res.n_iter[:, 0], "exit_reason": res.exit_reason[:, 0],
+            "eta": res.eta[:, 0]}
 
 
-def compute_fig5_cell(config: Mapping[str, Any], device: str = "cpu") -> dict[str, Any]:
+def compute_fig5_cell(config: Mapping[str, Any], device: str = "cpu", threads: int | None = None
+                      ) -> dict[str, Any]:
     """Figure 5, one ``r`` and one chunk of trials at every noise level ``sigma/E_y``.
 
     A trial's teacher, inputs, noise direction and ``W(0)`` are shared by all noise
@@ -491,20 +511,26 @@ def compute_fig5_cell(config: Mapping[str, Any], device: str = "cpu") -> dict[st
     K, d, N, r, n = config["K"], config["d"], config["N"], config["r"], config["n_trials"]
     levels = config["noise_levels"]
     trial_seeds = rng.integers(0, 2**63 - 1, size=n)
-    problems = [make_problem(K, d, _r_star(config), r, N, noise_level=lev, seed=int(ts))
-                for lev in levels for ts in trial_seeds]
-    W0_trial = [initial_points(problems[t].W_star, config["distance"], n=1, seed=rng) for t in range(n)]
-    W0 = np.stack([W0_trial[t] for _ in levels for t in range(n)])
+    # per trial, one problem per noise level: same seed, so same teacher, inputs and noise direction
+    per_level = [[make_problem(K, d, _r_star(config), r, N, noise_level=lev, seed=int(ts)) for lev in levels]
+                 for ts in trial_seeds]
+    for trial in per_level:
+        if any(not np.array_equal(q.X, trial[0].X) for q in trial[1:]):  # pragma: no cover - make_problem contract
+            raise RuntimeError("noise levels of one trial must share their inputs")
+    problems = [trial[0] for trial in per_level]
+    labels = np.stack([[q.y for q in trial] for trial in per_level])  # (n, L, N): the levels share one batch row
+    W0 = np.stack([np.repeat(initial_points(p.W_star, config["distance"], n=1, seed=rng), len(levels), axis=0)
+                   for p in problems])  # (n, L, r, K)
     every = max(1, config["max_iter"] // 10)
-    res = _run(config, problems, W0, device, record_every=every)
-    shape = (len(levels), n)
-    hist = res.history[:, :, 0]
+    res = _run(config, problems, W0, device, threads, record_every=every, labels=labels)
+    hist = res.history  # (T, n, L)
     k90 = int(np.searchsorted(res.history_iters, 0.9 * res.history_iters[-1]))
     plateau = hist[-1] / np.maximum(hist[k90], 1e-300)
-    return {"rel_error": res.rel_error[:, 0].reshape(shape), "trials": n,
-            "n_iter": res.n_iter[:, 0].reshape(shape), "stopped": res.stopped[:, 0].reshape(shape),
-            "diverged": res.diverged[:, 0].reshape(shape), "plateau": plateau.reshape(shape),
-            "sigma": np.array([p.sigma for p in problems]).reshape(shape), "eta": res.eta[:, 0].reshape(shape)}
+    sigma = np.array([[q.sigma for q in trial] for trial in per_level])
+    # payload layout [level][trial]
+    return {"rel_error": res.rel_error.T, "trials": n, "n_iter": res.n_iter.T, "stopped": res.stopped.T,
+            "diverged": res.diverged.T, "plateau": plateau.T, "sigma": sigma.T, "exit_reason": res.exit_reason.T,
+            "eta": res.eta.T}
 
 
 _COMPUTE: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
@@ -512,10 +538,11 @@ _COMPUTE: dict[str, Callable[[Mapping[str, Any], str], dict[str, Any]]] = {
 }
 
 
-def compute_cell(config: Mapping[str, Any], device: str = "cpu") -> dict[str, Any]:
-    """Compute one cell (dispatch on ``config["figure"]``); returns JSON-ready raw statistics."""
+def compute_cell(config: Mapping[str, Any], device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
+    """Compute one cell (dispatch on ``config["figure"]``); returns JSON-ready raw statistics.
+    ``threads``: torch CPU threads (``None``: automatic, see :func:`lthbook.agd.run_agd`)."""
     start = time.perf_counter()
-    payload = to_jsonable(_COMPUTE[_figure_name(config["figure"])](config, device))
+    payload = to_jsonable(_COMPUTE[_figure_name(config["figure"])](config, device, threads))
     payload["wall_s"] = time.perf_counter() - start
     return payload
 
@@ -640,7 +667,7 @@ def run_figure(
     *,
     cache: bool | None | ResultCache = True,
     overrides: Mapping[str, Any] | None = None,
-    threads: int | None = 1,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Run (or read back from the cache) every cell of one of the §5.1 figures.
 
@@ -668,16 +695,22 @@ def run_figure(
         Settings replacing entries of the preset (same keys as :data:`PRESETS`), e.g. a tiny
         grid for tests.
     threads:
-        torch CPU threads during the run (the previous setting is restored afterwards).
-        The default 1 is the fastest for these small batched products on a busy 2-core
-        machine (two OpenMP threads wait for each other's time slices; measured up to 8x
-        slower); ``None`` leaves torch's setting alone.
+        torch CPU threads for each cell's run (the previous setting is restored afterwards).
+        ``None`` (default) is automatic: one thread for cells whose iterations are small
+        (on a busy 2-core machine, two OpenMP threads on tiny products wait for each
+        other's time slices; measured up to 8x slower) and torch's setting for the large
+        ones (:func:`lthbook.agd.run_agd`).
 
     Returns
     -------
     dict
         JSON-serialisable; keys listed in the module docstring.
     """
+    if name in ("fig6", "fig7"):  # §5.2 (IMP) lives in lthbook.imp_experiments
+        from .imp_experiments import run_imp_figure
+
+        return run_imp_figure(name, scale, seed, device, cache_dir, progress, cache=cache, overrides=overrides,
+                              threads=threads)
     start = time.perf_counter()
     name = _figure_name(name)
     scale = get_scale(scale)
@@ -694,9 +727,6 @@ def run_figure(
     payloads: list[dict | None] = [store.get(cfg) if store is not None else None for cfg in configs]
     from_cache = sum(p is not None for p in payloads)
 
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -713,7 +743,7 @@ def run_figure(
             if bar is not None:
                 where = ", ".join(f"{k}={v}" for k, v in cell["seed_key"].items() if k != "chunk")
                 bar.set_postfix_str(f"cell {i + 1}/{len(cells)}: {where}")
-            payloads[i] = compute_cell(cfg, str(dev))
+            payloads[i] = compute_cell(cfg, str(dev), threads)
             if store is not None:
                 store.put(cfg, payloads[i])
             if bar is not None:
@@ -721,7 +751,6 @@ def run_figure(
     finally:
         if bar is not None:
             bar.close()
-        torch.set_num_threads(previous_threads)
 
     axes, raw, eta = _ASSEMBLE[name](settings, cells, payloads)
     result = {
@@ -731,7 +760,7 @@ def run_figure(
         "scale": scale,
         "seed": seed,
         "device": str(dev),
-        "threads": torch.get_num_threads() if threads is None else threads,
+        "threads": "auto" if threads is None else threads,
         "settings": settings,
         "eta": eta,
         "axes": axes,
@@ -756,7 +785,7 @@ def estimate_run_time(
     iterations: Mapping[int, int] | None = None,
     shapes: Sequence[int] | None = None,
     device: str = "cpu",
-    threads: int | None = 1,
+    threads: int | None = None,
     seed: int = 0,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -802,28 +831,25 @@ def estimate_run_time(
         best = math.inf
         for _ in range(repeats):  # the fastest of a few repeats: load spikes on a shared machine only add time
             start = time.perf_counter()
-            _COMPUTE[name]({**cfg, "max_iter": n, "tol": 1e-300, **extra}, str(dev))
+            _COMPUTE[name]({**cfg, "max_iter": n, "tol": 1e-300, "early_exit": False, "plateau_exit": None, **extra},
+                           str(dev), threads)
             best = min(best, time.perf_counter() - start)
         return best
 
-    previous = torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(_int("threads", threads, 1))
+        threads = _int("threads", threads, 1)
     measured: dict[tuple, tuple[float, float]] = {}
-    try:
-        for i in chosen:
-            cfg = cell_config(name, groups[keys[i]][0], seed, dev.type)
-            setup = timed(cfg, 1)
-            t1 = timed(cfg, m, eta=1e-6)
-            n2 = 2 * m
-            while True:
-                t2 = timed(cfg, n2, eta=1e-6)
-                if t2 - t1 >= min_seconds or n2 >= 64 * m:
-                    break
-                n2 *= 2
-            measured[keys[i]] = (setup, max((t2 - t1) / (n2 - m), 0.0))
-    finally:
-        torch.set_num_threads(previous)
+    for i in chosen:
+        cfg = cell_config(name, groups[keys[i]][0], seed, dev.type)
+        setup = timed(cfg, 1)
+        t1 = timed(cfg, m, eta=1e-6)
+        n2 = 2 * m
+        while True:
+            t2 = timed(cfg, n2, eta=1e-6)
+            if t2 - t1 >= min_seconds or n2 >= 64 * m:
+                break
+            n2 *= 2
+        measured[keys[i]] = (setup, max((t2 - t1) / (n2 - m), 0.0))
     cost = {key: float(groups[key][0]["cost"]) for key in keys}
     xs = np.array([cost[key] for key in measured])
     if len(measured) >= 2 and np.ptp(xs) > 0:
@@ -1095,6 +1121,10 @@ CHECKS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 
 def check_figure(results: Mapping[str, Any]) -> dict[str, Any]:
     """Run the claim check that matches ``results["figure"]``."""
+    if isinstance(results, Mapping) and results.get("figure") in ("fig6", "fig7"):  # §5.2
+        from .imp_experiments import check_imp_figure
+
+        return check_imp_figure(results)
     if not isinstance(results, Mapping) or results.get("figure") not in CHECKS:
         raise ValueError("results must be a dictionary returned by run_figure (with a 'figure' key)")
     return CHECKS[results["figure"]](results)

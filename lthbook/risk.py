@@ -24,7 +24,8 @@ kernels take many weight matrices and many data sets at once and are what
 :mod:`lthbook.agd` iterates; the plain functions wrap them for one ``W``.
 
 Internal batched layout: data ``Xg`` of shape ``(P, K, N, r)`` (``P`` data sets,
-``Xg[p, j] = X_p[:, Omega_j]``), labels ``y`` of shape ``(P, N)`` and weights
+``Xg[p, j] = X_p[:, Omega_j]``), labels ``y`` of shape ``(P, N)`` (or ``(P, N, B)``:
+one label vector per weight matrix, e.g. several noise levels on the same inputs) and weights
 ``V`` of shape ``(P, K, r, B)`` (``B`` weight matrices per data set).
 """
 
@@ -48,7 +49,7 @@ def batched_preactivations(Xg: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
 
 def batched_residual(Z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Residuals ``e_n = (1/K) sum_j phi(z_nj) - y_n``, shape ``(P, N, B)``."""
-    return torch.relu(Z).mean(dim=1) - y[:, :, None]
+    return torch.relu(Z).mean(dim=1) - (y if y.dim() == 3 else y[:, :, None])
 
 
 def batched_risk(Xg: torch.Tensor, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:

@@ -432,3 +432,81 @@ def test_linear_convergence(problem, W0, beta):
     assert err[-1] < 1e-5 * err[0]
     # overall decrease: every error is below the one 20 iterations earlier
     assert np.all(err[20:][keep[20:]] < err[:-20][keep[20:]])
+
+
+# --------------------------------------------------------------------------
+# early exits, per-run labels, batch compaction, threads
+# --------------------------------------------------------------------------
+
+
+def test_exit_reasons_of_the_plain_protocol(problem, W0):
+    stopped = run_agd(problem, W0, eta=ETA)
+    assert stopped.exit_reason.tolist() == [["step"]]
+    capped = run_agd(problem, W0, eta=ETA, max_iter=5)
+    assert capped.exit_reason.tolist() == [["cap"]]
+    blown = run_agd(problem, W0, eta=1e4)
+    assert blown.exit_reason.tolist() == [["diverged"]]
+
+
+def test_success_exit_settles_converging_runs_as_successes(problem):
+    starts = initial_points(problem.W_star, [0.05, 0.3], seed=4)
+    # a small step, so that the runs take a few hundred iterations to meet the 1e-8 rule
+    full = run_agd(problem, starts, eta=3.0)
+    early = run_agd(problem, starts, eta=3.0, success_exit=True, exit_window=100)
+    assert full.success.all()
+    assert early.success.all() and (early.exit_reason == "success_exit").all()
+    assert (early.n_iter < full.n_iter).all()
+    assert (early.rel_error < SUCCESS_TOL).all()
+
+
+def test_stall_exit_settles_a_run_that_does_not_move(problem, W0):
+    far = initial_points(problem.W_star, 1.0, n=1, seed=3)
+    # a step so small that the error is flat to far better than 1% over any window; tol=1e-300
+    # switches the paper's step rule off, as for a run zig-zagging at a spurious point
+    res = run_agd(problem, far, eta=1e-6, tol=1e-300, stall_exit=0.01, exit_window=100, max_iter=5000)
+    assert res.exit_reason.tolist() == [["stall_exit"]]
+    assert not res.success.any()
+    assert 100 <= res.n_iter[0, 0] <= 200  # the first check with a full window
+    # a run that converges is never stalled
+    ok = run_agd(problem, W0, eta=ETA, stall_exit=0.01, exit_window=100)
+    assert ok.exit_reason.tolist() == [["step"]] and ok.success.all()
+
+
+def test_plateau_exit_stops_noisy_runs_at_their_floor():
+    p = make_problem(K=4, d=50, r_star=10, r=10, N=600, noise_level=0.05, seed=0)
+    start = initial_points(p.W_star, 0.1, n=1, seed=1)
+    full = run_agd(p, start, eta=ETA, tol=1e-300, max_iter=3000)
+    early = run_agd(p, start, eta=ETA, tol=1e-300, max_iter=3000, plateau_exit=1e-3, exit_window=200)
+    assert early.exit_reason.tolist() == [["plateau_exit"]]
+    assert early.n_iter[0, 0] < 3000
+    np.testing.assert_allclose(early.rel_error, full.rel_error, rtol=1e-2)
+
+
+def test_labels_equal_separate_problems_with_those_labels():
+    clean = make_problem(K=3, d=30, r_star=6, r=6, N=300, noise_level=0.0, seed=5)
+    noisy = [make_problem(K=3, d=30, r_star=6, r=6, N=300, noise_level=lev, seed=5) for lev in (0.01, 0.1)]
+    assert all(np.array_equal(q.X, clean.X) for q in noisy)
+    start = initial_points(clean.W_star, 0.1, n=1, seed=2)
+    together = run_agd(clean, np.repeat(start, 2, axis=0), eta=8.0, max_iter=400,
+                       labels=np.stack([q.y for q in noisy])[None])
+    for b, q in enumerate(noisy):
+        alone = run_agd(q, start, eta=8.0, max_iter=400)
+        np.testing.assert_allclose(together.W[0, b], alone.W[0, 0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"stall_exit": 0.0}, "stall_exit"), ({"stall_exit": 1.5}, "stall_exit"),
+    ({"plateau_exit": -1e-3}, "plateau_exit"), ({"exit_window": 10}, "exit_window"),
+    ({"threads": 0}, "threads"), ({"labels": np.zeros((1, 1, 7))}, "labels"),
+])
+def test_bad_exit_arguments_are_named(problem, W0, kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        run_agd(problem, W0, eta=ETA, **kwargs)
+
+
+def test_threads_argument_is_restored(problem, W0):
+    import torch
+
+    before = torch.get_num_threads()
+    run_agd(problem, W0, eta=ETA, max_iter=3, threads=2)
+    assert torch.get_num_threads() == before

@@ -132,9 +132,9 @@ def test_resume_recomputes_only_missing_cells(tmp_path, monkeypatch):
     calls = []
     real = ex.compute_cell
 
-    def counting(config, device="cpu"):
+    def counting(config, device="cpu", threads=None):
         calls.append(config)
-        return real(config, device)
+        return real(config, device, threads)
 
     monkeypatch.setattr(ex, "compute_cell", counting)
     second = tiny("fig2", tmp_path)
@@ -147,18 +147,19 @@ def test_interrupted_run_keeps_finished_cells(tmp_path, monkeypatch):
     real = ex.compute_cell
     calls = []
 
-    def dies_on_third(config, device="cpu"):
+    def dies_on_third(config, device="cpu", threads=None):
         calls.append(config)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(config, device)
+        return real(config, device, threads)
 
     monkeypatch.setattr(ex, "compute_cell", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         tiny("fig4", tmp_path)
     assert len(list((tmp_path / "fig4").glob("*.json"))) == 2
     calls.clear()
-    monkeypatch.setattr(ex, "compute_cell", lambda config, device="cpu": (calls.append(config), real(config, device))[1])
+    monkeypatch.setattr(ex, "compute_cell", lambda config, device="cpu", threads=None: (calls.append(config),
+                                                                          real(config, device, threads))[1])
     res = tiny("fig4", tmp_path)
     assert res["cells_from_cache"] == 2 and len(calls) == res["cells"] - 2
 

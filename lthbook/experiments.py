@@ -775,6 +775,56 @@ def run_figure(
     return to_jsonable(result)
 
 
+def compare_exit_rules(
+    name: str,
+    scale: str | None = None,
+    seed: int | None = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    exits: Mapping[str, Any] | None = None,
+    cache_dir: str | None = None,
+    cache: bool | None | ResultCache = True,
+    threads: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run a figure with the paper's protocol and with early exits, and compare run by run.
+
+    ``exits`` are the settings switched on for the second run (default
+    ``{"early_exit": True}`` for Figures 2 and 4, ``{"plateau_exit": 1e-3}`` for Figure 5).
+    Both runs draw the same teachers, data and ``W(0)`` (same seed and cells), so any
+    difference comes from the exits alone. Returns the number of runs, the runs whose
+    success (``rel_error < success_tol``) differs, for Figure 5 the largest relative
+    difference of the final errors (what that figure plots), the total iterations of
+    both (``iteration_ratio`` = full / early) and their cell times.
+    """
+    name = _figure_name(name)
+    if exits is None:
+        exits = {"plateau_exit": 1e-3} if name == "fig5" else {"early_exit": True}
+    if name == "fig3":
+        raise ValueError("name must be fig2, fig4 or fig5: Figure 3 records whole error curves and has no exits")
+    base = dict(overrides or {})
+    full = run_figure(name, scale, seed, cache_dir=cache_dir, cache=cache, threads=threads, progress=progress,
+                      overrides={**base, "early_exit": False, "plateau_exit": None})
+    early = run_figure(name, scale, seed, cache_dir=cache_dir, cache=cache, threads=threads, progress=progress,
+                       overrides={**base, **dict(exits)})
+    tol = full["settings"]["success_tol"]
+    e_full = np.asarray(full["raw"]["rel_error"], dtype=float)
+    e_early = np.asarray(early["raw"]["rel_error"], dtype=float)
+    n_full = np.asarray(full["raw"]["n_iter"], dtype=float)
+    n_early = np.asarray(early["raw"]["n_iter"], dtype=float)
+    differ = (e_full < tol) != (e_early < tol)
+    rel = np.abs(e_early - e_full) / np.maximum(e_full, 1e-300)
+    return to_jsonable({
+        "figure": name, "scale": full["scale"], "seed": full["seed"], "exits": dict(exits),
+        "runs": int(e_full.size), "disagreements": int(differ.sum()),
+        "successes_full": int((e_full < tol).sum()), "successes_early": int((e_early < tol).sum()),
+        "max_rel_error_difference": float(rel.max()) if name == "fig5" else None,
+        "iterations_full": float(n_full.sum()), "iterations_early": float(n_early.sum()),
+        "iteration_ratio": float(n_full.sum() / max(n_early.sum(), 1.0)),
+        "cell_time_full_s": full["cell_time_s"], "cell_time_early_s": early["cell_time_s"],
+    })
+
+
 def estimate_run_time(
     name: str,
     scale: str = "paper",

@@ -379,3 +379,35 @@ def test_success_maps_are_black_and_white_scales():
     assert fig.axes[0].get_xlabel().startswith(r"$\sqrt{r}$")
     values = np.asarray(mesh.get_array()).reshape(8, 5)  # (distance, r)
     assert values[0, 0] == 1 and values[-1, -1] == 0
+
+
+# --------------------------------------------------------------------------- early exits
+
+
+def test_early_exit_settings_are_validated():
+    with pytest.raises(ValueError, match="early_exit"):
+        ex.figure_settings("fig2", "ci", {"early_exit": "yes"})
+    with pytest.raises(ValueError, match="plateau_exit"):
+        ex.figure_settings("fig5", "ci", {"plateau_exit": 2.0})
+
+
+def test_exits_off_keep_the_cache_key_of_the_plain_protocol():
+    s = ex.figure_settings("fig2", "ci")
+    cell = ex.make_cells("fig2", s)[0]
+    cfg = ex.cell_config("fig2", cell, 0, "cpu")
+    assert "early_exit" not in cfg and "plateau_exit" not in cfg
+    on = ex.cell_config("fig2", ex.make_cells("fig2", {**s, "early_exit": True})[0], 0, "cpu")
+    assert on["early_exit"] is True
+
+
+@pytest.mark.parametrize("name", ["fig2", "fig4", "fig5"])
+def test_compare_exit_rules_runs_both_protocols_on_the_same_draws(name):
+    overrides = {**TINY[name], "max_iter": 2000}
+    out = ex.compare_exit_rules(name, "ci", 0, overrides=overrides, cache=False)
+    assert out["runs"] == int(np.size(tiny(name)["raw"]["rel_error"]) * 1)
+    assert 0 <= out["disagreements"] <= out["runs"]
+    assert out["iterations_early"] <= out["iterations_full"]
+    if name == "fig5":
+        assert out["max_rel_error_difference"] < 0.05
+    with pytest.raises(ValueError, match="Figure 3"):
+        ex.compare_exit_rules("fig3", "ci", 0, overrides=TINY["fig3"], cache=False)

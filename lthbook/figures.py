@@ -52,6 +52,9 @@ def _success_map(ax, x: np.ndarray, y: np.ndarray, rate: np.ndarray):
     mesh = ax.pcolormesh(_edges(x), _edges(y), rate.T, cmap="gray", vmin=0.0, vmax=1.0, shading="flat",
                          edgecolors="face", linewidth=0)
     ax.grid(False)
+    # a full frame: without it the white (all-succeed) cells run into the white page
+    for spine in ax.spines.values():
+        spine.set_visible(True)
     return mesh
 
 
@@ -110,7 +113,9 @@ def plot_fig3(results: Mapping[str, Any], *, max_curves: int = 6) -> Figure:
     idx = np.unique(np.linspace(0, r.size - 1, min(max_curves, r.size)).round().astype(int))
     cmap = plt.get_cmap("viridis")
     with _style():
-        fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(10.5, 4.2), constrained_layout=True)
+        # 7.8 in wide: scaled to the page's text width, its labels stay about as large as the
+        # one-panel figures' (10.5 in made them about 8 px high in the browser test's screenshots)
+        fig, (ax_a, ax_b) = plt.subplots(1, 2, figsize=(7.8, 3.8), constrained_layout=True)
         for k, i in enumerate(idx):
             curve = results["raw"]["curves"]["AGD"][i]
             color = cmap(k / max(1, len(idx) - 1) * 0.9)
@@ -129,7 +134,7 @@ def plot_fig3(results: Mapping[str, Any], *, max_curves: int = 6) -> Figure:
                           label=f"{alg} (beta = {beta:g})")
         ax_b.set_xlabel(r"$\sqrt{r}$")
         ax_b.set_ylabel(r"convergence rate $\nu$ (error ratio per iteration)")
-        ax_b.set_title(f"(b) K={s['K']}, d={s['d']}, N={s['N']} ({_scale_note(results)})", fontsize=9)
+        ax_b.set_title(f"(b) K={s['K']}, d={s['d']}, N={s['N']}\n({_scale_note(results)})", fontsize=9)
         ax_b.legend(fontsize=8)
     return fig
 

@@ -84,4 +84,4 @@ def test_cuda_request_without_cuda_is_a_usage_error(capsys, monkeypatch):
 def test_parser_defaults():
     args = build_parser().parse_args(["reproduce", "all"])
     assert args.figure == "all" and args.out == Path("results") and args.device == "cpu"
-    assert args.scale is None and args.seed is None and args.threads == 1 and not args.no_progress
+    assert args.scale is None and args.seed is None and args.threads is None and not args.no_progress

@@ -62,6 +62,7 @@ import hashlib
 import math
 import platform
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -779,6 +780,33 @@ def run_figure(
     return to_jsonable(result)
 
 
+#: Where ``python -m lthbook reproduce ... --scale paper --out reference/paper`` leaves the
+#: reference results that the book shows beside its own figures (repository root).
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference" / "paper"
+
+
+def load_reference(name: str, directory: str | Path | None = None) -> dict[str, Any] | None:
+    """The committed paper-scale result of figure ``name`` (the JSON written by the command
+    line), or ``None`` when it is not there (e.g. in an installed copy without the repository).
+
+    ``directory`` defaults to :data:`REFERENCE_DIR`. A file that is not such a result raises
+    ``ValueError``.
+    """
+    name = _figure_name(name)
+    path = Path(REFERENCE_DIR if directory is None else directory) / f"{name}.json"
+    if not path.is_file():
+        return None
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); rerun python -m lthbook reproduce {name}") from None
+    if not isinstance(data, dict) or data.get("figure") != name or "raw" not in data:
+        raise ValueError(f"{path} is not a result of figure {name}")
+    return data
+
+
 def compare_exit_rules(
     name: str,
     scale: str | None = None,
@@ -1189,6 +1217,6 @@ __all__ = [
     "make_cells", "cell_config", "cell_rng", "compute_cell", "compute_fig2_cell", "compute_fig3_cell",
     "compute_fig4_cell", "compute_fig5_cell", "fit_rate", "crossing", "success_radius", "sample_threshold",
     "spearman", "check_fig2", "check_fig3", "check_fig4", "check_fig5", "check_figure", "library_versions",
-    "estimate_run_time",
+    "estimate_run_time", "compare_exit_rules", "load_reference", "REFERENCE_DIR", "EARLY_EXIT",
     "resolve_eta",
 ]

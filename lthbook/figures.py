@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .experiments import FIGURES, sample_threshold, success_radius
+from .experiments import FIGURES, load_reference, sample_threshold, success_radius
 from .plotting import _book_style as _style
 from .stats import linear_fit
 
@@ -222,6 +222,22 @@ def plot_figure(results: Mapping[str, Any]) -> Figure:
     if not isinstance(results, Mapping) or results.get("figure") not in FIGURES:
         raise ValueError(f"results must be a dictionary from run_figure with 'figure' in {FIGURES}")
     return PLOTTERS[results["figure"]](results)
+
+
+def plot_reference(name: str, directory: str | Path | None = None) -> Figure:
+    """Draw the committed paper-scale result of figure ``name``
+    (:func:`lthbook.experiments.load_reference`), or, when there is none yet, a small
+    panel that says so and gives the command that computes it."""
+    results = load_reference(name, directory)
+    if results is not None:
+        return plot_figure(results)
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.0, 1.4))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{name}: no paper-scale result committed yet.\nCompute it with\n"
+                          f"python -m lthbook reproduce {name} --scale paper --out reference/paper",
+                ha="center", va="center", family="monospace", fontsize=9)
+    return fig
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:

@@ -411,3 +411,25 @@ def test_compare_exit_rules_runs_both_protocols_on_the_same_draws(name):
         assert out["max_rel_error_difference"] < 0.05
     with pytest.raises(ValueError, match="Figure 3"):
         ex.compare_exit_rules("fig3", "ci", 0, overrides=TINY["fig3"], cache=False)
+
+
+# --------------------------------------------------------------------------- reference results
+
+
+def test_load_reference_reads_cli_output_and_rejects_others(tmp_path):
+    assert ex.load_reference("fig3", tmp_path) is None
+    res = tiny("fig3")
+    (tmp_path / "fig3.json").write_text(json.dumps(res))
+    back = ex.load_reference("fig3", tmp_path)
+    assert back["figure"] == "fig3" and back["raw"] == json.loads(json.dumps(res))["raw"]
+    figures.plot_reference("fig3", tmp_path)  # draws the committed result
+    placeholder = figures.plot_reference("fig2", tmp_path)  # none there: a panel that says so
+    assert "reproduce fig2" in placeholder.axes[0].texts[0].get_text()
+    (tmp_path / "fig4.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        ex.load_reference("fig4", tmp_path)
+    (tmp_path / "fig5.json").write_text(json.dumps({"figure": "fig2", "raw": {}}))
+    with pytest.raises(ValueError, match="not a result of figure fig5"):
+        ex.load_reference("fig5", tmp_path)
+    with pytest.raises(ValueError, match="figure name"):
+        ex.load_reference("fig9", tmp_path)

@@ -10,7 +10,7 @@ batch 60, Adam) it times, one after the other on the same data:
   and back at every step to apply its gradient mask), float32;
 * ``plain``: a plain torch loop (forward, backward, Adam step), float32, no masks;
 * ``lthbook``: :func:`lthbook.training.train_classifier` as IMP runs it -- masks attached
-  with ``torch.nn.utils.prune``, data in one tensor, ``precision="bfloat16"``
+  with ``torch.nn.utils.prune``, data in one tensor, fused Adam, ``precision="bfloat16"``
   (autocast, channels-last) -- and the same with ``precision="float32"``.
 
 Then the classic LeNet-5 (``lenet5``) with ``train_classifier`` in both precisions, and

@@ -73,8 +73,11 @@ from ._validation import as_generator, check_float, check_int, resolve_device
 from .risk import batched_gradient, batched_top_eigenvalue
 from .teacher import Problem
 
+#: Stopping rule of §5: a run stops when its relative step falls below this.
 STOP_TOL = 1e-8
+#: Iteration cap of §5.
 MAX_ITER = 10_000
+#: Success threshold of §5 on the relative error ``||W - W*||_F / ||W*||_F``.
 SUCCESS_TOL = 1e-4
 DIVERGENCE_FACTOR = 1e6
 PRECISIONS = ("float64", "float32", "float32+polish")

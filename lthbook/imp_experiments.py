@@ -202,10 +202,12 @@ def _level_config(name: str, settings: Mapping[str, Any], seed: int, device: str
 
 
 class _Run:
-    """A model with its masks, initialization and training function, built on first use."""
+    """A model with its masks, initialization and training function, built on first use;
+    ``extra(outcome)`` adds figure-specific numbers to a level's outcome."""
 
-    def __init__(self, build, train):
+    def __init__(self, build, train, extra=None):
         self._build, self._train = build, train
+        self.extra = extra if extra is not None else (lambda outcome: {})
         self.model = None
 
     def level(self, mask: Mapping[str, torch.Tensor] | None, fraction: float, level: int) -> dict[str, Any]:
@@ -245,7 +247,7 @@ def _run_levels(name, settings, seed, dev, store, run, run_obj, bar, cost, count
             start = time.perf_counter()
             mask = None if prev is None else unpack_masks(prev["next_masks"])
             out = run_obj.level(mask, settings["prune_fraction"], level)
-            extra = run_obj.extra(out) if hasattr(run_obj, "extra") else {}
+            extra = run_obj.extra(out)
             out.pop("current_masks")
             payload = to_jsonable({**out, **extra, "wall_s": time.perf_counter() - start})
             if store is not None:
@@ -285,11 +287,14 @@ def _fig6_run(settings, teacher, problem, W0, X_test, y_test, N, device):
             model.hidden.weight.copy_(t(W0.T))
         return model
 
-    run = _Run(build, lambda m, level: train_regression(m, X, y, Xt, yt, steps=settings["steps"], lr=settings["lr"]))
-    # fraction of the teacher's weights (Omega*_j) still unpruned in this level's mask
-    run.extra = lambda out: {"teacher_kept": float((out["current_masks"]["hidden.weight"] * teacher_mask).sum()
-                                                   / teacher_mask.sum())}
-    return run
+    def train(model, level):
+        return train_regression(model, X, y, Xt, yt, steps=settings["steps"], lr=settings["lr"])
+
+    def teacher_kept(outcome):  # fraction of the teacher's weights (Omega*_j) unpruned in this level's mask
+        kept = (outcome["current_masks"]["hidden.weight"] * teacher_mask).sum() / teacher_mask.sum()
+        return {"teacher_kept": float(kept)}
+
+    return _Run(build, train, teacher_kept)
 
 
 def _fig7_run(settings, data, order, N, seed, device):
@@ -328,8 +333,9 @@ def run_imp_figure(
     """Run (or read back from the cache) Figure 6 or 7: IMP for every ``N``, level by level.
 
     Parameters are those of :func:`lthbook.experiments.run_figure` (``scale``, ``seed``,
-    ``device``, ``cache_dir``, ``progress``, ``cache``, ``overrides``, ``threads``) plus
-    ``data_dir``: where to look for MNIST first (Figure 7, :func:`lthbook.mnist.load_mnist`).
+    ``device``, ``cache_dir``, ``progress``, ``cache``, ``overrides``, ``threads``; here
+    ``threads=None`` means 1, the fastest on a shared 2-core machine) plus ``data_dir``:
+    where to look for MNIST first (Figure 7, :func:`lthbook.mnist.load_mnist`).
 
     ``raw`` holds, per ``N`` (outer index) and level (inner index): Figure 6 --
     ``test_error`` and ``train_error`` (``[N][trial][level]``), ``teacher_kept`` (fraction
@@ -348,8 +354,7 @@ def run_imp_figure(
     dev = resolve_device(device)
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
-    if threads is not None:
-        threads = _int("threads", threads, 1)
+    threads = 1 if threads is None else _int("threads", threads, 1)
     s = figure_settings(name, scale, overrides)
     store = resolve_cache(cache, cache_dir)
     runs = ([{"N": N, "trial": t} for N in s["N_values"] for t in range(s["trials"])] if name == "fig6"
@@ -359,8 +364,7 @@ def run_imp_figure(
             for i, r in enumerate(runs)}
     counters = {"cached": 0}
     previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -396,7 +400,7 @@ def run_imp_figure(
     levels = list(range(s["levels"]))
     result = {
         "figure": name, "title": TITLES[name], "claim": CLAIMS[name], "scale": scale, "seed": seed,
-        "device": str(dev), "threads": torch.get_num_threads() if threads is None else threads, "settings": s,
+        "device": str(dev), "threads": threads, "settings": s,
         "axes": {"N": s["N_values"], "level": levels,
                  "remaining": [remaining_after(k, s["prune_fraction"]) for k in levels]},
         "raw": raw, "cells": len(runs) * s["levels"], "cells_from_cache": counters["cached"],

@@ -313,16 +313,21 @@ def _figure_name(name: Any) -> str:
     return name
 
 
-def figure_settings(name: str, scale: str | None = None, overrides: Mapping[str, Any] | None = None
-                    ) -> dict[str, Any]:
-    """The validated settings of figure ``name`` at ``scale``, with ``overrides`` applied."""
-    name = _figure_name(name)
-    settings = copy.deepcopy(PRESETS[name][get_scale(scale)])
+def with_overrides(preset: Mapping[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A deep copy of ``preset`` with the entries of ``overrides`` replaced (not validated)."""
+    settings = copy.deepcopy(dict(preset))
     if overrides is not None:
         if not isinstance(overrides, Mapping):
             raise ValueError(f"overrides must be a mapping of setting -> value, got {overrides!r}")
         settings.update(copy.deepcopy(dict(overrides)))
-    return validate_settings(name, settings)
+    return settings
+
+
+def figure_settings(name: str, scale: str | None = None, overrides: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """The validated settings of figure ``name`` at ``scale``, with ``overrides`` applied."""
+    name = _figure_name(name)
+    return validate_settings(name, with_overrides(PRESETS[name][get_scale(scale)], overrides))
 
 
 # --------------------------------------------------------------------------
@@ -1218,5 +1223,5 @@ __all__ = [
     "compute_fig4_cell", "compute_fig5_cell", "fit_rate", "crossing", "success_radius", "sample_threshold",
     "spearman", "check_fig2", "check_fig3", "check_fig4", "check_fig5", "check_figure", "library_versions",
     "estimate_run_time", "compare_exit_rules", "load_reference", "REFERENCE_DIR", "EARLY_EXIT",
-    "resolve_eta",
+    "resolve_eta", "with_overrides",
 ]

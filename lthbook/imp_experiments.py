@@ -41,7 +41,6 @@ Returned dictionary: ``figure``, ``title``, ``claim``, ``scale``, ``seed``, ``de
 from __future__ import annotations
 
 import base64
-import copy
 import datetime as _dt
 import time
 from pathlib import Path
@@ -54,7 +53,8 @@ from . import __version__
 from ._validation import resolve_device
 from .agd import initial_points
 from .cache import ResultCache, resolve_cache, to_jsonable
-from .experiments import ClaimError, _float, _int, _int_list, _require, cell_rng, library_versions, spearman
+from .experiments import (ClaimError, _float, _int, _int_list, _require, cell_rng, library_versions, spearman,
+                          with_overrides)
 from .imp import (attach_masks, check_rewind, check_training_invariants, effective_weights, masks,
                   prune_layerwise, remaining_after, rewind, set_masks, snapshot_parameters)
 from .networks import IMAGE_NETWORKS, OneHiddenLayerStudent, build_network
@@ -156,12 +156,7 @@ def figure_settings(name: str, scale: str | None = None, overrides: Mapping[str,
                     ) -> dict[str, Any]:
     """The validated settings of Figure 6 or 7 at ``scale``, with ``overrides`` applied."""
     name = _figure_name(name)
-    settings = copy.deepcopy(PRESETS[name][get_scale(scale)])
-    if overrides is not None:
-        if not isinstance(overrides, Mapping):
-            raise ValueError(f"overrides must be a mapping of setting -> value, got {overrides!r}")
-        settings.update(copy.deepcopy(dict(overrides)))
-    return validate_settings(name, settings)
+    return validate_settings(name, with_overrides(PRESETS[name][get_scale(scale)], overrides))
 
 
 # --------------------------------------------------------------------------

@@ -119,6 +119,9 @@ def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out
         results["check"] = {"passed": True, "message": "", "fitted": fitted}
     except AssertionError as exc:
         results["check"] = {"passed": False, "message": str(exc), "fitted": None}
+    except ValueError as exc:  # e.g. a grid too small to fit the claim's line: still write the numbers
+        results["check"] = {"passed": False, "message": f"the claim check cannot run on this grid: {exc}",
+                            "fitted": None}
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / f"{figure}.json"
     tmp = json_path.with_name(json_path.name + ".part")

@@ -85,3 +85,13 @@ def test_parser_defaults():
     args = build_parser().parse_args(["reproduce", "all"])
     assert args.figure == "all" and args.out == Path("results") and args.device == "cpu"
     assert args.scale is None and args.seed is None and args.threads is None and not args.no_progress
+
+
+def test_grid_too_small_for_the_check_still_writes_the_results(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["reproduce", "fig4", "--scale", "ci", "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            "--no-progress", *TINY_FIG4, "--set", "r_values=[4]"]
+    assert main(argv) == 1
+    data = json.loads((out / "fig4.json").read_text())
+    assert data["check"]["passed"] is False and "cannot run on this grid" in data["check"]["message"]
+    assert (out / "fig4.png").exists()

@@ -313,7 +313,7 @@ def run_agd(
                        diverged=torch.zeros(P, B, dtype=torch.bool, device=dev),
                        settled=torch.full((P, B), -1, dtype=torch.long, device=dev))
         rules = _ExitRules(success=bool(success_exit), stall=stall_exit, plateau=plateau_exit,
-                           window=exit_window, success_tol=success_tol, max_iter=max_iter)
+                           window=exit_window, success_tol=success_tol)
         history: list[torch.Tensor] = []
         history_iters: list[int] = []
         star_norm = V_star.norm(dim=(1, 2))  # (P,1)
@@ -383,9 +383,6 @@ class _State:
     diverged: torch.Tensor
     settled: torch.Tensor  # exit code of an early exit, -1 if none
 
-    def done(self) -> torch.Tensor:
-        return self.stopped | self.diverged | (self.settled >= 0)
-
 
 @dataclass
 class _ExitRules:
@@ -394,7 +391,6 @@ class _ExitRules:
     plateau: float | None
     window: int
     success_tol: float
-    max_iter: int
 
     @property
     def any(self) -> bool:
@@ -404,7 +400,7 @@ class _ExitRules:
     def every(self) -> int:
         return max(1, self.window // 10)
 
-    def settle(self, e_now: torch.Tensor, e_then: torch.Tensor, t: int) -> torch.Tensor:
+    def settle(self, e_now: torch.Tensor, e_then: torch.Tensor) -> torch.Tensor:
         """Exit code per run (-1: keep going) from the errors now and one window ago."""
         code = torch.full(e_now.shape, -1, dtype=torch.long, device=e_now.device)
         change = (e_now / e_then.clamp_min(torch.finfo(e_now.dtype).tiny) - 1.0).abs()
@@ -456,7 +452,7 @@ def _iterate(state, Xg, y, V_star, eta, beta, t, max_iter, tol, record_every, hi
             if len(checkpoints) > 11:
                 checkpoints.pop(0)
             if len(checkpoints) == 11:  # the errors now and one exit_window ago
-                code = rules.settle(checkpoints[-1], checkpoints[0], t)
+                code = rules.settle(checkpoints[-1], checkpoints[0])
                 settled = torch.where((code >= 0) & ~done, code, settled)
                 done = done | (settled >= 0)
         if t % check_every == 0:

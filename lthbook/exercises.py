@@ -161,6 +161,18 @@ def _ok(name: str, n: int, tolerance: str) -> bool:
     return True
 
 
+def _check_eq2_quantity(name: str, student_fn: Callable, reference: Callable, n_instances: int, seed: int,
+                        rtol: float, what: str) -> bool:
+    """Compare ``student_fn(W, X, y, supports)`` with ``reference`` (same signature) on random instances."""
+    _check_setup(name, student_fn, n_instances, seed)
+    for inst in _instances(seed, n_instances):
+        got = _call(name, student_fn, inst.describe(), inst.W.copy(), inst.X.copy(), inst.y.copy(),
+                    inst.supports.copy())
+        expected = reference(inst.W, inst.X, inst.y, inst.supports)
+        _compare(name, got, expected, inst.describe(), rtol=rtol, atol=1e-12, what=what)
+    return _ok(name, n_instances, f"relative tolerance {np.format_float_scientific(rtol, exp_digits=1, trim='-')}")
+
+
 # --------------------------------------------------------------------------
 # §2: risk and gradient (Eq. 2)
 # --------------------------------------------------------------------------
@@ -173,14 +185,7 @@ def check_risk(student_fn: Callable, n_instances: int = 4, seed: int = 0) -> boo
     (the index sets ``Omega_j``) ``(K, r)``. Reference: :func:`lthbook.risk.empirical_risk`;
     tolerance ``1e-12 + 1e-9 * |expected|``.
     """
-    name = "check_risk"
-    _check_setup(name, student_fn, n_instances, seed)
-    for inst in _instances(seed, n_instances):
-        got = _call(name, student_fn, inst.describe(), inst.W.copy(), inst.X.copy(), inst.y.copy(),
-                    inst.supports.copy())
-        expected = empirical_risk(inst.W, inst.X, inst.y, inst.supports)
-        _compare(name, got, expected, inst.describe(), rtol=1e-9, atol=1e-12, what="risk")
-    return _ok(name, n_instances, "relative tolerance 1e-9")
+    return _check_eq2_quantity("check_risk", student_fn, empirical_risk, n_instances, seed, 1e-9, "risk")
 
 
 def check_gradient(student_fn: Callable, n_instances: int = 4, seed: int = 0) -> bool:
@@ -189,14 +194,7 @@ def check_gradient(student_fn: Callable, n_instances: int = 4, seed: int = 0) ->
     Column ``j`` of the result is ``d f_D / d w_j``. Reference:
     :func:`lthbook.risk.risk_gradient`; tolerance ``1e-12 + 1e-8 * |expected|``.
     """
-    name = "check_gradient"
-    _check_setup(name, student_fn, n_instances, seed)
-    for inst in _instances(seed, n_instances):
-        got = _call(name, student_fn, inst.describe(), inst.W.copy(), inst.X.copy(), inst.y.copy(),
-                    inst.supports.copy())
-        expected = risk_gradient(inst.W, inst.X, inst.y, inst.supports)
-        _compare(name, got, expected, inst.describe(), rtol=1e-8, atol=1e-12, what="gradient")
-    return _ok(name, n_instances, "relative tolerance 1e-8")
+    return _check_eq2_quantity("check_gradient", student_fn, risk_gradient, n_instances, seed, 1e-8, "gradient")
 
 
 # --------------------------------------------------------------------------
@@ -211,14 +209,7 @@ def check_hessian(student_fn: Callable, n_instances: int = 4, seed: int = 0) -> 
     stacked), so the ``(j, l)`` block of size ``r x r`` is ``d^2 f_D / dw_j dw_l^T``.
     Reference: :func:`lthbook.risk.risk_hessian`; tolerance ``1e-12 + 1e-8 * |expected|``.
     """
-    name = "check_hessian"
-    _check_setup(name, student_fn, n_instances, seed)
-    for inst in _instances(seed, n_instances):
-        got = _call(name, student_fn, inst.describe(), inst.W.copy(), inst.X.copy(), inst.y.copy(),
-                    inst.supports.copy())
-        expected = risk_hessian(inst.W, inst.X, inst.y, inst.supports)
-        _compare(name, got, expected, inst.describe(), rtol=1e-8, atol=1e-12, what="Hessian")
-    return _ok(name, n_instances, "relative tolerance 1e-8")
+    return _check_eq2_quantity("check_hessian", student_fn, risk_hessian, n_instances, seed, 1e-8, "Hessian")
 
 
 def check_step_size(student_fn: Callable, n_instances: int = 4, seed: int = 0) -> bool:
@@ -227,7 +218,7 @@ def check_step_size(student_fn: Callable, n_instances: int = 4, seed: int = 0) -
     ``lambda_max`` is the largest eigenvalue of the Hessian of Eq. (2) at ``W``.
     Reference: the step that :func:`lthbook.agd.run_agd` picks with ``eta="auto"``
     at ``W(0) = W``. Tolerance: relative ``1e-4`` (the reference finds ``lambda_max``
-    by power iteration, stopped when the estimate changes by less than ``1e-7``).
+    by the Lanczos method, :func:`lthbook.risk.batched_top_eigenvalue`).
     """
     name = "check_step_size"
     _check_setup(name, student_fn, n_instances, seed)

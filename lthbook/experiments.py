@@ -59,6 +59,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import hashlib
+import json
 import math
 import platform
 import time
@@ -801,8 +802,6 @@ def load_reference(name: str, directory: str | Path | None = None) -> dict[str, 
     path = Path(REFERENCE_DIR if directory is None else directory) / f"{name}.json"
     if not path.is_file():
         return None
-    import json
-
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -882,7 +881,7 @@ def estimate_run_time(
     all chunks of one ``r`` cost the same, so one cell per *shape* is timed:
 
     * set-up: the cell run for one iteration (drawing the data, gathering the inputs and,
-      for ``eta="auto"``, the power iteration for ``lambda_max``);
+      for ``eta="auto"``, the Lanczos estimate of ``lambda_max``);
     * per iteration: the cell run with a tiny fixed step (``eta = 1e-6``: no run stops or
       diverges) for ``m`` and ``2m, 4m, ...`` iterations (``m = sample_iterations``) until
       the longer run takes ``min_seconds`` more than the shorter; the difference over the

@@ -20,7 +20,7 @@ break inline display in notebooks).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,6 +58,18 @@ def _success_map(ax, x: np.ndarray, y: np.ndarray, rate: np.ndarray):
     return mesh
 
 
+def _points_and_line(ax, x: np.ndarray, y: np.ndarray, x_range: tuple[float, float], point_label: str,
+                     line_label: Callable[[Any], str]) -> None:
+    """Mark the points ``(x, y)`` and, with 3 or more of them, their least-squares line over
+    ``x_range``, labelled ``line_label(fit)``; the legend goes under the axes."""
+    ax.plot(x, y, "o", color="#c0392b", ms=5, label=point_label)
+    if x.size >= 3:
+        fit = linear_fit(x, y)
+        xx = np.linspace(x_range[0], x_range[1], 50)
+        ax.plot(xx, fit(xx), "--", color="#c0392b", lw=1.4, label=line_label(fit))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+
+
 def _scale_note(results: Mapping[str, Any]) -> str:
     s = results["settings"]
     runs = f"{s['trials']} data sets x {s['inits']} W(0)" if "inits" in s else f"{s['trials']} trials"
@@ -81,15 +93,10 @@ def plot_fig2(results: Mapping[str, Any], *, show_radius: bool = True) -> Figure
         fig, ax = plt.subplots(figsize=(6.2, 4.8), constrained_layout=True)
         mesh = _success_map(ax, sqrt_r, dist, rate)
         if show_radius:
-            area = np.asarray(rad["area_radius"])
-            ax.plot(sqrt_r, area, "o", color="#c0392b", ms=5, label="radius (area under success curve)")
-            if sqrt_r.size >= 3:
-                fit = linear_fit(sqrt_r, area)
-                xx = np.linspace(sqrt_r[0], sqrt_r[-1], 50)
-                ax.plot(xx, fit(xx), "--", color="#c0392b", lw=1.4,
-                        label=f"fit: {fit.slope:.2f}" + r"$\sqrt{r}$" + f" {'+' if fit.intercept >= 0 else '-'} "
-                              f"{abs(fit.intercept):.2f} ($R^2$={fit.r2:.2f})")
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+            _points_and_line(ax, sqrt_r, np.asarray(rad["area_radius"]), (sqrt_r[0], sqrt_r[-1]),
+                             "radius (area under success curve)",
+                             lambda fit: f"fit: {fit.slope:.2f}" + r"$\sqrt{r}$"
+                             + f" {'+' if fit.intercept >= 0 else '-'} {abs(fit.intercept):.2f} ($R^2$={fit.r2:.2f})")
         ax.set_xlabel(r"$\sqrt{r}$ (square root of the inputs per neuron)")
         ax.set_ylabel(r"relative initial distance $\|W^{(0)}-W^*\|_F/\|W^*\|_F$")
         ax.set_xticks(sqrt_r, [f"{v:.1f}" for v in sqrt_r])
@@ -164,15 +171,9 @@ def plot_fig4(results: Mapping[str, Any], *, show_threshold: bool = True) -> Fig
         mesh = _success_map(ax, r, N, rate)
         if show_threshold:
             ok = np.array([st == "ok" for st in th["status"]])
-            n50 = np.asarray(th["N50"])
-            ax.plot(r[ok], n50[ok], "o", color="#c0392b", ms=5, label=r"$N_{50}(r)$ (half the runs succeed)")
-            if ok.sum() >= 3:
-                fit = linear_fit(r[ok], n50[ok])
-                xx = np.linspace(r[0], r[-1], 50)
-                ax.plot(xx, fit(xx), "--", color="#c0392b", lw=1.4,
-                        label=f"fit: {fit.slope:.2f} r {'+' if fit.intercept >= 0 else '-'} {abs(fit.intercept):.1f} "
-                              f"($R^2$={fit.r2:.2f})")
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8)
+            _points_and_line(ax, r[ok], np.asarray(th["N50"])[ok], (r[0], r[-1]), r"$N_{50}(r)$ (half the runs succeed)",
+                             lambda fit: f"fit: {fit.slope:.2f} r {'+' if fit.intercept >= 0 else '-'} "
+                                         f"{abs(fit.intercept):.1f} ($R^2$={fit.r2:.2f})")
         ax.set_xlabel("$r$ (inputs per neuron)")
         ax.set_xticks(r, [f"{v:g}" for v in r])
         ax.set_ylabel("number of samples $N$")

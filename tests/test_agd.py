@@ -334,7 +334,7 @@ def test_auto_eta_scales_with_one_plus_beta(problem):
 
 @pytest.mark.parametrize("beta", [0.0, 0.2])
 def test_auto_eta_is_in_the_stable_range(problem, beta):
-    """Power iteration approaches lambda_max from below, so eta >= (1+beta)/lambda_max,
+    """The Lanczos estimate approaches lambda_max from below, so eta >= (1+beta)/lambda_max,
     and it must stay well inside heavy-ball's stability interval eta < 2(1+beta)/lambda_max."""
     for seed in range(8):
         W0 = initial_points(problem.W_star, [0.05, 0.4], seed=seed)

@@ -4,6 +4,7 @@
                                 [--seed S] [--device cpu|cuda] [--out DIR]
                                 [--cache-dir DIR] [--no-cache] [--threads T] [--no-progress]
                                 [--data-dir DIR] [--set KEY=VALUE ...]
+    python -m lthbook recheck DIR/<fig>.json [...]
 
 Figures 6 and 7 run :func:`lthbook.imp_experiments.run_imp_figure` (cached per IMP
 level); ``--data-dir`` says where MNIST is (Figure 7, :mod:`lthbook.mnist`).
@@ -14,7 +15,9 @@ For each figure it writes ``DIR/<fig>.json`` (the dictionary of
 (``--cache-dir``, default ``$LTHBOOK_CACHE_DIR`` or ``~/.cache/lthbook``), so an
 interrupted run picks up where it stopped. ``--set KEY=VALUE`` replaces one setting
 of the preset (``VALUE`` is JSON, e.g. ``--set trials=20 --set 'r_values=[20,30]'``);
-the settings used are recorded in the JSON. The exit status is 0 when every claim
+the settings used are recorded in the JSON. ``recheck`` runs the claim check of stored
+result files again and redraws their figures, without computing (e.g. for results
+computed on a GPU machine, or after a check changed). The exit status is 0 when every claim
 check passed, 1 when some check failed (the files are written either way) and 2
 for bad arguments.
 """
@@ -93,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "or ~/.cache/lthbook/mnist")
     rep.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="replace one preset setting (VALUE in JSON); may be repeated")
+    chk = sub.add_parser("recheck", help="re-run the claim check of stored results and redraw their figures",
+                         description="Read <fig>.json files written by 'reproduce' (on any device), run the "
+                                     "figure's claim check again, update the file's 'check' entry and redraw "
+                                     "<fig>.png and .pdf beside it. Nothing is recomputed.")
+    chk.add_argument("results", type=Path, nargs="+", metavar="JSON", help="result files, e.g. results/fig2.json")
     return parser
 
 
@@ -100,13 +108,6 @@ def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out
               cache_dir: Path | None, cache: bool, threads: int | None, progress: bool,
               overrides: dict | None = None, data_dir: Path | None = None) -> bool:
     """Run one figure, check its claim, write ``out/<figure>.{json,png,pdf}``; True if the check passed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .figures import plot_figure, save_figure
-
     if figure in imp_experiments.FIGURES:
         results = imp_experiments.run_imp_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir,
                                                  progress=progress, cache=cache, threads=threads,
@@ -114,6 +115,19 @@ def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out
     else:
         results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
                              cache=cache, threads=threads, overrides=overrides)
+    return finish(figure, results, out)
+
+
+def finish(figure: str, results: dict, out: Path) -> bool:
+    """Run the claim check on ``results``, write ``out/<figure>.json`` with its outcome under
+    ``"check"`` and draw ``out/<figure>.png``/``.pdf``; True if the check passed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .figures import plot_figure, save_figure
+
     try:
         fitted = {**CHECKS, **imp_experiments.CHECKS}[figure](results)
         results["check"] = {"passed": True, "message": "", "fitted": fitted}
@@ -136,7 +150,8 @@ def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out
     paths = save_figure(fig, out / figure)
     plt.close(fig)
     status = "PASSED" if results["check"]["passed"] else f"FAILED: {results['check']['message']}"
-    print(f"{figure} ({results['scale']}, seed {results['seed']}): {results['wall_time_s']:.1f} s "
+    print(f"{figure} ({results['scale']}, seed {results['seed']}, {results.get('device', 'cpu')}): "
+          f"{results['wall_time_s']:.1f} s "
           f"({results['cells_from_cache']}/{results['cells']} cells from cache); claim check {status}; "
           f"wrote {json_path}, {', '.join(str(p) for p in paths)}")
     return bool(results["check"]["passed"])
@@ -146,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m lthbook``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "recheck":
+        return recheck(args.results, parser)
     figures = list(ALL_FIGURES) if args.figure == "all" else [args.figure]
     overrides = dict(args.overrides) or None
     try:  # validate everything before the first (possibly long) run
@@ -158,6 +175,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
                     not args.no_progress, overrides, args.data_dir) for f in figures]
+    return 0 if all(ok) else 1
+
+
+def recheck(paths: Sequence[Path], parser: argparse.ArgumentParser) -> int:
+    """``recheck``: the claim check and figures of stored result files (0: all passed)."""
+    loaded = []
+    for path in paths:
+        try:
+            results = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            parser.error(f"cannot read results file {path}: {exc}")
+        figure = results.get("figure") if isinstance(results, dict) else None
+        if figure not in ALL_FIGURES:
+            parser.error(f"{path} is not a result file of 'reproduce' (its 'figure' is {figure!r}, "
+                         f"expected one of {', '.join(ALL_FIGURES)})")
+        loaded.append((figure, results, Path(path).parent))
+    ok = [finish(figure, results, out) for figure, results, out in loaded]
     return 0 if all(ok) else 1
 
 

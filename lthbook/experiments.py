@@ -1018,7 +1018,13 @@ def success_radius(results: Mapping[str, Any], level: float = 0.5) -> dict[str, 
     """Figure 2's radius per ``r``: the relative initial distance at which the success
     rate falls through ``level`` (:func:`crossing`), and the area under the
     success-rate curve (``int_0^max s(lambda) d lambda`` with ``s(0) = 1``, trapezoids),
-    an estimate of the same radius that uses every grid point."""
+    an estimate of the same radius that uses every grid point.
+
+    ``censored[i]`` is True when the boundary of row ``i`` is not inside the distance
+    grid: the rate is still at least ``level`` at the largest distance (the radius is
+    only known to be beyond the grid, and the area is capped by the grid's end) or
+    already below it at the smallest. Such a row bounds the radius but does not
+    measure it."""
     _expect(results, "fig2")
     dist = np.asarray(results["axes"]["distance"], dtype=float)
     rate = np.asarray(results["raw"]["success"], dtype=float) / np.asarray(results["raw"]["trials"], dtype=float)
@@ -1030,7 +1036,8 @@ def success_radius(results: Mapping[str, Any], level: float = 0.5) -> dict[str, 
         xs = np.concatenate([[0.0], dist])
         ys = np.concatenate([[1.0], row])
         area.append(float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2)))
-    return {"radius": radius, "status": status, "area_radius": area, "success_rate": rate.tolist()}
+    return {"radius": radius, "status": status, "area_radius": area, "success_rate": rate.tolist(),
+            "censored": [st != "ok" for st in status]}
 
 
 def check_fig2(results: Mapping[str, Any], min_r2: float = 0.8, max_spearman: float = -0.8) -> dict[str, Any]:
@@ -1039,9 +1046,14 @@ def check_fig2(results: Mapping[str, Any], min_r2: float = 0.8, max_spearman: fl
     The radius per ``r`` is the area under the success-rate curve (:func:`success_radius`;
     it equals the distance where the rate drops if the drop is a step). Asserts: no run
     diverged; the radius falls with ``r`` (Spearman correlation with ``sqrt(r)`` at most
-    ``max_spearman``); the least-squares line of radius against ``sqrt(r)`` has a negative
-    slope and ``R^2 >= min_r2``; the success map is not trivial (some cell has success
-    rate >= 0.5 and some < 0.5). Returns the radii, slope, intercept, ``R^2`` and Spearman,
+    ``max_spearman``, over every ``r``); the least-squares line of radius against
+    ``sqrt(r)`` has a negative slope and ``R^2 >= min_r2``; the success map is not trivial
+    (some cell has success rate >= 0.5 and some < 0.5). The line is fitted on the ``r``
+    whose boundary lies inside the distance grid only (``censored`` False): where every
+    distance of the grid succeeds, the area is the grid's length, not the radius, and a
+    line through such capped points measures the grid. Fewer than 3 uncensored ``r``
+    raise ``ValueError`` (the grid cannot test the claim). Returns the radii, which were
+    fitted, slope, intercept, ``R^2`` and Spearman,
     and per ``r`` how many runs failed far from ``W*`` (final error >= 1e-2: stuck at a
     spurious point) or near it (still converging when the iteration cap hit).
     """
@@ -1053,11 +1065,15 @@ def check_fig2(results: Mapping[str, Any], min_r2: float = 0.8, max_spearman: fl
     _require(int(np.sum(results["raw"]["diverged"])) == 0, "some runs diverged (step size too large)")
     _require(rate.max() >= 0.5 and rate.min() < 0.5,
              "the success map is trivial (all cells succeed or all fail): the grid does not show a boundary")
-    fit = linear_fit(sqrt_r, area)
+    inside = ~np.asarray(rad["censored"], dtype=bool)
+    if int(inside.sum()) < 3:
+        raise ValueError(f"only {int(inside.sum())} r values have their success boundary inside the distance grid "
+                         f"(3 needed to fit a line); widen the distances or move the r values")
+    fit = linear_fit(sqrt_r[inside], area[inside])
     rho = spearman(sqrt_r, area)
     out = {"sqrt_r": sqrt_r.tolist(), "radius_area": area.tolist(), "radius_50": rad["radius"],
-           "radius_50_status": rad["status"], "slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2,
-           "spearman": rho}
+           "radius_50_status": rad["status"], "fitted": inside.tolist(), "slope": fit.slope,
+           "intercept": fit.intercept, "r2": fit.r2, "spearman": rho}
     if "rel_error" in results["raw"]:
         # how the failed runs failed (diagnostic, not asserted): final error >= 1e-2 means stuck
         # far from W* (a spurious stationary region); below that, still converging at the cap

@@ -59,10 +59,16 @@ def _success_map(ax, x: np.ndarray, y: np.ndarray, rate: np.ndarray):
 
 
 def _points_and_line(ax, x: np.ndarray, y: np.ndarray, x_range: tuple[float, float], point_label: str,
-                     line_label: Callable[[Any], str]) -> None:
+                     line_label: Callable[[Any], str], excluded: np.ndarray | None = None,
+                     excluded_label: str = "") -> None:
     """Mark the points ``(x, y)`` and, with 3 or more of them, their least-squares line over
-    ``x_range``, labelled ``line_label(fit)``; the legend goes under the axes."""
-    ax.plot(x, y, "o", color="#c0392b", ms=5, label=point_label)
+    ``x_range``, labelled ``line_label(fit)``; the legend goes under the axes. Points where
+    ``excluded`` is True are drawn hollow (``excluded_label``) and left out of the fit."""
+    keep = np.ones(x.shape, dtype=bool) if excluded is None else ~np.asarray(excluded, dtype=bool)
+    ax.plot(x[keep], y[keep], "o", color="#c0392b", ms=5, label=point_label)
+    if not keep.all():
+        ax.plot(x[~keep], y[~keep], "o", mfc="white", mec="#c0392b", ms=5, label=excluded_label)
+    x, y = x[keep], y[keep]
     if x.size >= 3:
         fit = linear_fit(x, y)
         xx = np.linspace(x_range[0], x_range[1], 50)
@@ -93,10 +99,13 @@ def plot_fig2(results: Mapping[str, Any], *, show_radius: bool = True) -> Figure
         fig, ax = plt.subplots(figsize=(6.2, 4.8), constrained_layout=True)
         mesh = _success_map(ax, sqrt_r, dist, rate)
         if show_radius:
-            _points_and_line(ax, sqrt_r, np.asarray(rad["area_radius"]), (sqrt_r[0], sqrt_r[-1]),
+            inside = ~np.asarray(rad["censored"], dtype=bool)
+            lo = sqrt_r[inside][0] if inside.any() else sqrt_r[0]
+            _points_and_line(ax, sqrt_r, np.asarray(rad["area_radius"]), (lo, sqrt_r[-1]),
                              "radius (area under success curve)",
                              lambda fit: f"fit: {fit.slope:.2f}" + r"$\sqrt{r}$"
-                             + f" {'+' if fit.intercept >= 0 else '-'} {abs(fit.intercept):.2f} ($R^2$={fit.r2:.2f})")
+                             + f" {'+' if fit.intercept >= 0 else '-'} {abs(fit.intercept):.2f} ($R^2$={fit.r2:.2f})",
+                             excluded=~inside, excluded_label="boundary outside the grid (not fitted)")
         ax.set_xlabel(r"$\sqrt{r}$ (square root of the inputs per neuron)")
         ax.set_ylabel(r"relative initial distance $\|W^{(0)}-W^*\|_F/\|W^*\|_F$")
         ax.set_xticks(sqrt_r, [f"{v:.1f}" for v in sqrt_r])

@@ -33,7 +33,7 @@ def test_reproduce_writes_json_png_and_pdf(tmp_path, capsys):
     assert isinstance(data["check"]["passed"], bool) and status == (0 if data["check"]["passed"] else 1)
     assert (out / "fig4.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "fig4.pdf").read_bytes()[:5] == b"%PDF-"
-    assert "fig4 (ci, seed 3)" in capsys.readouterr().out
+    assert "fig4 (ci, seed 3, cpu)" in capsys.readouterr().out
     # second run: every cell comes from the cache and the numbers are identical
     main(argv)
     again = json.loads((out / "fig4.json").read_text())
@@ -95,3 +95,31 @@ def test_grid_too_small_for_the_check_still_writes_the_results(tmp_path, capsys)
     data = json.loads((out / "fig4.json").read_text())
     assert data["check"]["passed"] is False and "cannot run on this grid" in data["check"]["message"]
     assert (out / "fig4.png").exists()
+
+
+def test_recheck_reruns_the_check_and_redraws_without_computing(tmp_path, capsys):
+    out = tmp_path / "out"
+    main(["reproduce", "fig4", "--scale", "ci", "--out", str(out), "--no-cache", "--no-progress", *TINY_FIG4])
+    path = out / "fig4.json"
+    data = json.loads(path.read_text())
+    expected = data["check"]
+    data["check"] = {"passed": "stale", "message": "stale", "fitted": None}  # as if written by an older check
+    path.write_text(json.dumps(data))
+    (out / "fig4.png").unlink()
+    status = main(["recheck", str(path)])
+    again = json.loads(path.read_text())
+    assert again["check"] == expected and status == (0 if expected["passed"] else 1)
+    assert again["raw"] == data["raw"] and again["cells_from_cache"] == data["cells_from_cache"]  # nothing recomputed
+    assert (out / "fig4.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("content, message", [("{not json", "cannot read"), ('{"figure": "fig9"}', "not a result file"),
+                                              ("[1, 2]", "not a result file")])
+def test_recheck_rejects_files_that_are_not_results(tmp_path, capsys, content, message):
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as exc:
+        main(["recheck", str(path)])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["recheck", str(tmp_path / "missing.json")])

@@ -288,6 +288,22 @@ def test_check_fig2_passes_on_a_linearly_shrinking_radius_and_fails_otherwise():
         ex.check_fig2({"figure": "fig3"})
 
 
+def test_check_fig2_fits_only_the_r_whose_boundary_is_inside_the_grid():
+    # the first two r succeed at every distance of the grid: their "radius" is the grid's end
+    res = fake_fig2([9, 9, 4.2, 3.1, 2.2, 1.1], r=(10, 16, 22, 27, 32, 37))
+    rad = ex.success_radius(res)
+    assert rad["censored"] == [True, True, False, False, False, False]
+    out = ex.check_fig2(res)
+    assert out["fitted"] == [False, False, True, True, True, True]
+    inside = np.sqrt([22, 27, 32, 37])
+    fit = ex.linear_fit(inside, np.asarray(rad["area_radius"])[2:])
+    assert out["slope"] == pytest.approx(fit.slope) and out["r2"] == pytest.approx(fit.r2)
+    # every r fails already at the smallest distance but the last ones: censored from below
+    assert ex.success_radius(fake_fig2([0.1, 0.1, 4, 3, 2]))["censored"] == [True, True, False, False, False]
+    with pytest.raises(ValueError, match="inside the distance grid"):
+        ex.check_fig2(fake_fig2([9, 9, 9, 2.2, 1.1]))  # two measured radii cannot test a line
+
+
 def fake_fig3(nu_agd, nu_gd, r=(10, 25, 40, 55, 70)):
     return {"figure": "fig3", "settings": {"K": 5, "d": 100, "N": 1000, "trials": 2, "betas": [0.2, 0.0],
                                            "eta": "paper"},

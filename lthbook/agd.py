@@ -70,7 +70,7 @@ import numpy as np
 import torch
 
 from ._validation import as_generator, check_float, check_int, resolve_device
-from .risk import batched_gradient, batched_top_eigenvalue
+from .risk import batched_gradient, batched_top_eigenvalue, transposed
 from .teacher import Problem
 
 #: Stopping rule of §5: a run stops when its relative step falls below this.
@@ -295,7 +295,7 @@ def run_agd(
         if isinstance(eta, str):
             if eta != "auto":
                 raise ValueError(f"eta must be a positive number, an array of shape (P, B), or 'auto'; got {eta!r}")
-            lam = batched_top_eigenvalue(Xg, V0)
+            lam = batched_top_eigenvalue(Xg, V0, XgT=transposed(Xg))
             if not bool((lam > 0).all()):
                 raise ValueError(
                     "eta='auto' needs W0 at which some neuron is active on some sample (the Hessian at W0 is zero); "
@@ -338,7 +338,8 @@ def run_agd(
         for phase_index, (dtype_name, phase_tol) in enumerate(phases):
             dtype = torch.float32 if dtype_name == "float32" else f64
             last_phase = phase_index == len(phases) - 1
-            t = _iterate(state, Xg.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t, max_iter,
+            Xd = Xg.to(dtype)
+            t = _iterate(state, Xd, transposed(Xd), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t, max_iter,
                          phase_tol, record_every, history, history_iters, rules, bar)
             if not last_phase:
                 # runs that met the float32 switch criterion continue in float64
@@ -415,7 +416,7 @@ class _ExitRules:
         return code
 
 
-def _iterate(state, Xg, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rules, bar):
+def _iterate(state, Xg, XgT, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rules, bar):
     """Advance all unfinished runs until each stops, diverges, settles (early exit) or ``t``
     reaches ``max_iter``. Data sets whose runs are all finished are dropped from the batch:
     the loop works on the live rows only and writes finished rows back to ``state``."""
@@ -463,10 +464,11 @@ def _iterate(state, Xg, y, V_star, eta, beta, t, max_iter, tol, record_every, hi
                 write_back(live)
                 rows, V, V_prev = rows[live], V[live], V_prev[live]
                 n_iter, stopped, diverged, settled, done = n_iter[live], stopped[live], diverged[live], settled[live], done[live]
-                Xg, y, Vs, eta_w, limit, star_norm = Xg[live], y[live], Vs[live], eta_w[live], limit[live], star_norm[live]
+                Xg, XgT, y, Vs = Xg[live], XgT[live], y[live], Vs[live]
+                eta_w, limit, star_norm = eta_w[live], limit[live], star_norm[live]
                 checkpoints = [c[live] for c in checkpoints]
         active = ~done
-        G = batched_gradient(Xg, y, V)
+        G = batched_gradient(Xg, y, V, XgT)
         V_next = V - eta_w[:, None, None, :] * G + beta * (V - V_prev)
         step = (V_next - V).norm(dim=(1, 2)) / V.norm(dim=(1, 2)).clamp_min(torch.finfo(V.dtype).tiny)
         bad = ~torch.isfinite(V_next).all(dim=(1, 2)) | ((V_next - Vs).norm(dim=(1, 2)) > limit)

@@ -375,3 +375,18 @@ def test_single_functions_validate_inputs(noisy_problem):
         empirical_risk(p.W_star, p.X[0], p.y, p.supports)
     with pytest.raises(ValueError, match="supports"):
         empirical_risk(p.W_star, p.X, p.y, p.supports + p.d)
+
+
+def test_transposed_data_gives_bitwise_equal_gradient_and_hvp():
+    # the AGD loop passes a contiguous copy of Xg^T; it must not change a single bit
+    from lthbook.risk import batched_gradient, batched_hvp, transposed
+
+    gen = torch.Generator().manual_seed(0)
+    Xg = torch.randn(2, 3, 40, 7, generator=gen, dtype=torch.float64)
+    V = torch.randn(2, 3, 7, 4, generator=gen, dtype=torch.float64)
+    y = torch.randn(2, 40, generator=gen, dtype=torch.float64)
+    XgT = transposed(Xg)
+    assert XgT.is_contiguous() and XgT.shape == (2, 3, 7, 40)
+    assert torch.equal(batched_gradient(Xg, y, V, XgT), batched_gradient(Xg, y, V))
+    active = ((Xg @ V) > 0).to(Xg.dtype)
+    assert torch.equal(batched_hvp(Xg, active, V, XgT), batched_hvp(Xg, active, V))

@@ -11,6 +11,9 @@
 #    cache: writes FIG.json/png/pdf and runs the claim check;
 # 4. bench/bench_agd.py on the GPU (Fig 2's worst cell).
 # Everything (results, cache, logs) is packed into $OUT/gpu_results.tgz.
+# r_values lists must be increasing (the first run on an H100, 2026-11-26, had four lists
+# in decreasing order; those processes stopped at once and their cells were computed by the
+# assembly step and a second call instead).
 # Time limits are inside, so the pack step always runs.
 set -u
 OUT=${OUT:-$PWD/gpu_out}
@@ -43,10 +46,10 @@ run f2_450 fig2 --set 'r_values=[450]' &
 run f2_400 fig2 --set 'r_values=[400]' &
 run f2_350 fig2 --set 'r_values=[350]' &
 run f2_300 fig2 --set 'r_values=[300]' &
-run f2_250 fig2 --set 'r_values=[250, 200]' &
-run f2_150 fig2 --set 'r_values=[150, 100]' &
-run f3_a fig3 --set 'r_values=[300, 250, 200]' &
-run f3_b fig3 --set 'r_values=[150, 100, 60, 30, 10]' &
+run f2_250 fig2 --set 'r_values=[200, 250]' &
+run f2_150 fig2 --set 'r_values=[100, 150]' &
+run f3_a fig3 --set 'r_values=[200, 250, 300]' &
+run f3_b fig3 --set 'r_values=[10, 30, 60, 100, 150]' &
 run f4_a fig4 --set 'r_values=[5, 10, 15, 20]' &
 run f4_b fig4 --set 'r_values=[25, 30, 35]' &
 run f4_c fig4 --set 'r_values=[40, 45, 50]' &

@@ -145,7 +145,7 @@ def test_cli_reproduces_fig6_with_json_and_figures(tmp_path, capsys):
     data = json.loads((out / "fig6.json").read_text())
     assert KEYS <= set(data) and "check" in data and status == (0 if data["check"]["passed"] else 1)
     assert (out / "fig6.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (out / "fig6.pdf").exists()
-    assert "fig6 (ci, seed 0)" in capsys.readouterr().out
+    assert "fig6 (ci, seed 0, cpu)" in capsys.readouterr().out
 
 
 def test_cli_rejects_unknown_fig7_setting(capsys):

@@ -292,10 +292,11 @@ def run_agd(
     V0 = torch.from_numpy(np.ascontiguousarray(W0.transpose(0, 3, 2, 1))).to(dev, f64)  # (P,K,r,B)
 
     with _cpu_threads(dev, 4.0 * P * B * K * N * r, threads):
+        XgT = transposed(Xg)  # float64; shared by the Lanczos set-up and every gradient step
         if isinstance(eta, str):
             if eta != "auto":
                 raise ValueError(f"eta must be a positive number, an array of shape (P, B), or 'auto'; got {eta!r}")
-            lam = batched_top_eigenvalue(Xg, V0, XgT=transposed(Xg))
+            lam = batched_top_eigenvalue(Xg, V0, XgT=XgT)
             if not bool((lam > 0).all()):
                 raise ValueError(
                     "eta='auto' needs W0 at which some neuron is active on some sample (the Hessian at W0 is zero); "
@@ -338,9 +339,8 @@ def run_agd(
         for phase_index, (dtype_name, phase_tol) in enumerate(phases):
             dtype = torch.float32 if dtype_name == "float32" else f64
             last_phase = phase_index == len(phases) - 1
-            Xd = Xg.to(dtype)
-            t = _iterate(state, Xd, transposed(Xd), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t, max_iter,
-                         phase_tol, record_every, history, history_iters, rules, bar)
+            t = _iterate(state, Xg.to(dtype), XgT.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t,
+                         max_iter, phase_tol, record_every, history, history_iters, rules, bar)
             if not last_phase:
                 # runs that met the float32 switch criterion continue in float64
                 state.stopped &= state.diverged

@@ -18,8 +18,8 @@ import time
 
 import torch
 
+from bench_imp import fig7_estimates  # same folder: run as python bench/imp_device_rate.py
 from lthbook.imp import attach_masks
-from lthbook.imp_experiments import PRESETS
 from lthbook.networks import build_network
 from lthbook.training import accuracy, prepare_images, train_classifier
 
@@ -66,15 +66,8 @@ def main() -> None:
         tr, ev = measured[(network, precision)]
         print(f"  {network:18s} {precision:9s} train {tr:9.0f} img/s   evaluate {ev:9.0f} img/s", flush=True)
     print("Figure 7 (training + test evaluation of 10 000 images after every epoch):")
-    for scale, s in PRESETS["fig7"].items():
-        key = (s["network"], s["precision"])
-        if key not in measured:
-            continue
-        train_images = sum(s["N_values"]) * s["epochs"] * s["levels"]
-        eval_images = len(s["N_values"]) * s["epochs"] * s["levels"] * 10000
-        seconds = train_images / measured[key][0] + eval_images / measured[key][1]
-        print(f"  {scale:5s}: {s['network']} ({s['precision']}), {train_images / 1e6:.1f} M training images "
-              f"-> {seconds / 60:.1f} min = {seconds / 3600:.2f} h")
+    for line in fig7_estimates({k: v[0] for k, v in measured.items()}, {k: v[1] for k, v in measured.items()}):
+        print(line)
 
 
 if __name__ == "__main__":

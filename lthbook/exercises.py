@@ -320,12 +320,7 @@ def check_first_moment(student_fn: Callable, n_instances: int = 4, seed: int = 0
     columns of ``W(0)``. Reference: :func:`lthbook.tensor_init.first_moment`;
     tolerance ``1e-12 + 1e-9 * |expected|``.
     """
-    name = "check_first_moment"
-    _check_setup(name, student_fn, n_instances, seed)
-    for where, X, y in _moment_instances(seed, n_instances):
-        got = _call(name, student_fn, where, X.copy(), y.copy())
-        _compare(name, got, first_moment(X, y), where, rtol=1e-9, atol=1e-12, what="M1")
-    return _ok(name, n_instances, "relative tolerance 1e-9")
+    return _check_moment("check_first_moment", student_fn, first_moment, "M1", n_instances, seed)
 
 
 def check_second_moment(student_fn: Callable, n_instances: int = 4, seed: int = 0) -> bool:
@@ -335,11 +330,17 @@ def check_second_moment(student_fn: Callable, n_instances: int = 4, seed: int = 
     initialization, §4). Reference: :func:`lthbook.tensor_init.second_moment`;
     tolerance ``1e-12 + 1e-9 * |expected|``.
     """
-    name = "check_second_moment"
+    return _check_moment("check_second_moment", student_fn, second_moment, "M2", n_instances, seed)
+
+
+def _check_moment(name: str, student_fn: Callable, reference: Callable, what: str, n_instances: int,
+                  seed: int) -> bool:
+    """The moment checks: ``student_fn(X, y)`` against ``reference(X, y)`` on the instances of
+    :func:`_moment_instances`, tolerance ``1e-12 + 1e-9 * |expected|``."""
     _check_setup(name, student_fn, n_instances, seed)
     for where, X, y in _moment_instances(seed, n_instances):
         got = _call(name, student_fn, where, X.copy(), y.copy())
-        _compare(name, got, second_moment(X, y), where, rtol=1e-9, atol=1e-12, what="M2")
+        _compare(name, got, reference(X, y), where, rtol=1e-9, atol=1e-12, what=what)
     return _ok(name, n_instances, "relative tolerance 1e-9")
 
 

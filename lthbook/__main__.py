@@ -6,11 +6,11 @@
                                 [--data-dir DIR] [--set KEY=VALUE ...]
     python -m lthbook recheck DIR/<fig>.json [...]
 
-Figures 6 and 7 run :func:`lthbook.imp_experiments.run_imp_figure` (cached per IMP
-level); ``--data-dir`` says where MNIST is (Figure 7, :mod:`lthbook.mnist`).
+Every figure goes through :func:`lthbook.runner.run_figure` and its record in
+:mod:`lthbook.registry`; ``--data-dir`` says where MNIST is (Figure 7, :mod:`lthbook.mnist`).
 
 For each figure it writes ``DIR/<fig>.json`` (the dictionary of
-:func:`lthbook.experiments.run_figure`, with the claim check's outcome added under
+:func:`lthbook.runner.run_figure`, with the claim check's outcome added under
 ``"check"``) and ``DIR/<fig>.png`` / ``DIR/<fig>.pdf``. Finished cells are cached
 (``--cache-dir``, default ``$LTHBOOK_CACHE_DIR`` or ``~/.cache/lthbook``), so an
 interrupted run picks up where it stopped. ``--set KEY=VALUE`` replaces one setting
@@ -30,13 +30,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from . import registry
 from ._validation import resolve_device
-from . import imp_experiments
-from .experiments import CHECKS, FIGURES, figure_settings, run_figure
+from .runner import run_figure
 from .scales import SCALES, get_scale, get_seed
 
 #: Every figure the command line reproduces: §5.1 (Figures 2-5) and §5.2 (Figures 6-7).
-ALL_FIGURES: tuple[str, ...] = (*FIGURES, *imp_experiments.FIGURES)
+ALL_FIGURES: tuple[str, ...] = tuple(registry.FIGURES)
 
 
 def _int_at_least(name: str, low: int, wording: str):
@@ -72,11 +72,12 @@ def _setting(text: str) -> tuple[str, object]:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m lthbook``."""
     parser = argparse.ArgumentParser(prog="python -m lthbook",
-                                     description="Reproduce the synthetic experiments (Figures 2-5, §5.1) of "
+                                     description="Reproduce the experiments of §5 (Figures 2-5: Algorithm 1 on "
+                                                 "synthetic data; Figures 6-7: iterative magnitude pruning) of "
                                                  "'Why Lottery Ticket Wins?' (NeurIPS 2021).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     rep = sub.add_parser("reproduce", help="run one figure (or all) and write JSON, PNG and PDF",
-                         description="Run Figures 2-5 of §5.1 and write <out>/<fig>.json, .png and .pdf.")
+                         description="Run a figure of §5 (or all) and write <out>/<fig>.json, .png and .pdf.")
     rep.add_argument("figure", choices=[*ALL_FIGURES, "all"],
                      help="which figure to reproduce (fig2-fig5: §5.1; fig6, fig7: IMP, §5.2)")
     rep.add_argument("--scale", choices=SCALES, default=None,
@@ -108,13 +109,8 @@ def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out
               cache_dir: Path | None, cache: bool, threads: int | None, progress: bool,
               overrides: dict | None = None, data_dir: Path | None = None) -> bool:
     """Run one figure, check its claim, write ``out/<figure>.{json,png,pdf}``; True if the check passed."""
-    if figure in imp_experiments.FIGURES:
-        results = imp_experiments.run_imp_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir,
-                                                 progress=progress, cache=cache, threads=threads,
-                                                 overrides=overrides, data_dir=data_dir)
-    else:
-        results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
-                             cache=cache, threads=threads, overrides=overrides)
+    results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
+                         cache=cache, threads=threads, overrides=overrides, data_dir=data_dir)
     return finish(figure, results, out)
 
 
@@ -126,10 +122,11 @@ def finish(figure: str, results: dict, out: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .figures import plot_figure, save_figure
+    from .style import save_figure
 
+    spec = registry.get(figure)
     try:
-        fitted = {**CHECKS, **imp_experiments.CHECKS}[figure](results)
+        fitted = spec.check(results)
         results["check"] = {"passed": True, "message": "", "fitted": fitted}
     except AssertionError as exc:
         results["check"] = {"passed": False, "message": str(exc), "fitted": None}
@@ -141,12 +138,7 @@ def finish(figure: str, results: dict, out: Path) -> bool:
     tmp = json_path.with_name(json_path.name + ".part")
     tmp.write_text(json.dumps(results, indent=1, allow_nan=False), encoding="utf-8")
     tmp.replace(json_path)
-    if figure in imp_experiments.FIGURES:
-        from .imp_figures import plot_imp_figure
-
-        fig = plot_imp_figure(results)
-    else:
-        fig = plot_figure(results)
+    fig = spec.plot(results)
     paths = save_figure(fig, out / figure)
     plt.close(fig)
     status = "PASSED" if results["check"]["passed"] else f"FAILED: {results['check']['message']}"
@@ -170,8 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed = get_seed(args.seed)
         resolve_device(args.device)
         for f in figures:
-            (imp_experiments.figure_settings if f in imp_experiments.FIGURES else figure_settings)(f, scale, overrides)
-    except ValueError as exc:  # CUDA requested but absent, bad $LTHBOOK_SCALE, bad --set
+            registry.figure_settings(f, scale, overrides)
+    except (TypeError, ValueError) as exc:  # CUDA requested but absent, bad $LTHBOOK_SCALE, bad --set
         parser.error(str(exc))
     ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
                     not args.no_progress, overrides, args.data_dir) for f in figures]

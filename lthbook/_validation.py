@@ -2,13 +2,16 @@
 
 Every public function validates its inputs with these helpers so that a bad
 value fails early with a message naming the parameter and the allowed range.
+One policy everywhere: a value of the wrong *type* raises ``TypeError``, a value of
+the right type outside the allowed range raises ``ValueError``; both name the
+parameter.
 """
 
 from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -49,6 +52,46 @@ def check_float(
     return value
 
 
+def _as_list(name: str, values: Any, what: str) -> list:
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple, np.ndarray)):
+        raise TypeError(f"{name} must be a list of {what}, got {values!r}")
+    if len(values) == 0:
+        raise ValueError(f"{name} must be a non-empty list of {what}, got {list(values)!r}")
+    return list(values)
+
+
+def check_int_list(name: str, values: Any, low: int, high: int | None = None) -> list[int]:
+    """A non-empty, strictly increasing list of integers in ``[low, high]``."""
+    out = [check_int(f"{name}[{i}]", v, low, high) for i, v in enumerate(_as_list(name, values, "integers"))]
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ValueError(f"{name} must be strictly increasing, got {out}")
+    return out
+
+
+def check_float_list(name: str, values: Any, low: float | None = None, high: float | None = None, *,
+                     low_inclusive: bool = False) -> list[float]:
+    """A non-empty, strictly increasing list of finite numbers above ``low`` (and at most ``high``)."""
+    out = [check_float(f"{name}[{i}]", v, low, high, low_inclusive=low_inclusive)
+           for i, v in enumerate(_as_list(name, values, "numbers"))]
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ValueError(f"{name} must be strictly increasing, got {out}")
+    return out
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: tuple | list) -> Any:
+    """``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    return value
+
+
 def check_finite(name: str, array: np.ndarray | torch.Tensor) -> None:
     """Raise if ``array`` holds a NaN or an infinity."""
     finite = torch.isfinite(array).all() if isinstance(array, torch.Tensor) else np.isfinite(array).all()
@@ -63,6 +106,17 @@ def check_shape(name: str, array: np.ndarray | torch.Tensor, shape: tuple[int | 
     if not ok:
         want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"{name} must have shape {want}, got {actual}")
+
+
+def check_result(results: Any, name: str) -> Mapping[str, Any]:
+    """``results`` if it is the dictionary :func:`lthbook.runner.run_figure` returned for figure ``name``."""
+    if not isinstance(results, Mapping):
+        raise TypeError(f"results must be the dictionary returned by run_figure('{name}'), "
+                        f"got {type(results).__name__}")
+    if results.get("figure") != name:
+        raise ValueError(f"results must be the dictionary returned by run_figure('{name}'), "
+                         f"got figure={results.get('figure')!r}")
+    return results
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

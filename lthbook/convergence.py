@@ -15,10 +15,9 @@ import numpy as np
 
 from ._validation import check_float, check_int
 from .agd import AGDResult, initial_points, run_agd
-from .experiments import fit_rate
+from .stats import fit_rate
 from .geometry import hessian_extremes
 from .pruning import prune_trained, train_dense
-from .stats import linear_fit
 from .teacher import make_problem
 from .tensor_init import relative_distance, tensor_initialization
 
@@ -30,7 +29,7 @@ def fit_convergence_rate(
 
     Only points with ``lower <= error <= upper`` are fitted (the linear phase:
     past the start-up transient, above the floor of floating-point round-off); see
-    :func:`lthbook.experiments.fit_rate`, which this calls. Returns ``nan`` when too few
+    :func:`lthbook.stats.fit_rate`, which this calls. Returns ``nan`` when too few
     points fall in that window.
     """
     iterations = np.asarray(iterations, dtype=float)

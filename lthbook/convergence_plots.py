@@ -7,8 +7,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .convergence import InitSweep, PruningSweep, RateSweep
+from .style import styled
 
 
+@styled
 def plot_rate_vs_r(agd: RateSweep, gd: RateSweep) -> Figure:
     """Fitted contraction factor ``nu`` (Eq. 9) against ``sqrt(r)`` for AGD and GD."""
     if agd.parameter != "r" or gd.parameter != "r":
@@ -37,6 +39,7 @@ def heavy_ball_rate(beta: np.ndarray, mu_over_L: float) -> np.ndarray:
     return np.maximum(slow, np.sqrt(beta))
 
 
+@styled
 def plot_rate_vs_beta(sweep: RateSweep) -> Figure:
     """``nu`` against the momentum ``beta`` at fixed ``eta``, with the quadratic-model optimum marked."""
     if sweep.parameter != "beta":
@@ -57,6 +60,7 @@ def plot_rate_vs_beta(sweep: RateSweep) -> Figure:
     return fig
 
 
+@styled
 def plot_init_quality(sweep: InitSweep) -> Figure:
     """Relative distance of the tensor initialization from ``W*`` against ``N``, one line per ``r`` and method."""
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -74,6 +78,7 @@ def plot_init_quality(sweep: InitSweep) -> Figure:
     return fig
 
 
+@styled
 def plot_pruning(sweep: PruningSweep) -> Figure:
     """Fraction of trials whose magnitude-pruned mask contains the teacher's, against ``N``, per prune fraction."""
     fig, ax = plt.subplots(figsize=(6, 4))

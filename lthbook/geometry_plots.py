@@ -7,6 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .geometry import ConvexRegionSweep, SpectrumSweep
+from .style import styled
 
 
 def _reference_line(ax, x, y0, slope, label, style=":"):
@@ -14,6 +15,7 @@ def _reference_line(ax, x, y0, slope, label, style=":"):
     ax.plot(x, y0 * (x / x[0]) ** slope, style, color="0.5", lw=1, label=label)
 
 
+@styled
 def plot_spectrum_vs_K(orthonormal: SpectrumSweep, random: SpectrumSweep | None = None) -> Figure:
     """Log-log plot of ``lambda_min`` and ``lambda_max`` of the Hessian at ``W*`` against ``K`` (Eq. 7)."""
     if orthonormal.parameter != "K":
@@ -39,6 +41,7 @@ def plot_spectrum_vs_K(orthonormal: SpectrumSweep, random: SpectrumSweep | None 
     return fig
 
 
+@styled
 def plot_lambda_min_vs_ratio(r_sweep: SpectrumSweep, N_sweep: SpectrumSweep) -> Figure:
     """``K^2 lambda_min`` at ``W*`` against ``sqrt(r/N)``, varying ``r`` at fixed ``N`` and ``N`` at fixed ``r``."""
     if r_sweep.parameter != "r" or N_sweep.parameter != "N":
@@ -64,6 +67,7 @@ def plot_lambda_min_vs_ratio(r_sweep: SpectrumSweep, N_sweep: SpectrumSweep) -> 
     return fig
 
 
+@styled
 def plot_convex_region(region: ConvexRegionSweep) -> Figure:
     """Left: Hessian perturbation vs distance from ``W*`` with the ``lambda_min(H*)`` levels.
     Right: the certified radius against ``sqrt(r)``."""

@@ -1,4 +1,4 @@
-"""Figures 2-5 of the paper (§5.1), drawn from the dictionaries of :func:`lthbook.experiments.run_figure`.
+"""Figures 2-5 of the paper (§5.1), drawn from the dictionaries of :func:`lthbook.runner.run_figure`.
 
 * :func:`plot_fig2` -- success-rate map over ``sqrt(r)`` (x) and the relative initial
   distance ``||W(0) - W*||_F / ||W*||_F`` (y), black = every run failed, white =
@@ -11,31 +11,22 @@
 * :func:`plot_fig5` -- final relative error against ``sqrt(r)``, one line per noise
   level ``sigma/E_y`` (Figure 5).
 
-Every function returns a :class:`matplotlib.figure.Figure`. The book's rcParams
-(:data:`lthbook.plotting.BOOK_STYLE`) are applied while drawing and only those keys are
-restored afterwards (``plt.rc_context`` would also reset the ``interactive`` flag and
-break inline display in notebooks).
+Every function returns a :class:`matplotlib.figure.Figure` drawn in the book's style
+(:func:`lthbook.style.book_style`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .experiments import FIGURES, load_reference, sample_threshold, success_radius
-from .plotting import _book_style as _style
+from ._validation import check_result
+from .claims import sample_threshold, success_radius
+from .style import book_style as _style
 from .stats import linear_fit
-
-
-def _expect(results: Any, name: str) -> Mapping[str, Any]:
-    if not isinstance(results, Mapping) or results.get("figure") != name:
-        got = results.get("figure") if isinstance(results, Mapping) else type(results).__name__
-        raise ValueError(f"results must be the dictionary returned by run_figure('{name}'), got figure={got!r}")
-    return results
 
 
 def _edges(centres: np.ndarray) -> np.ndarray:
@@ -89,7 +80,7 @@ def plot_fig2(results: Mapping[str, Any], *, show_radius: bool = True) -> Figure
     curve, :func:`lthbook.experiments.success_radius`) and its least-squares line in
     ``sqrt(r)``, the quantity Theorem 1 (Eq. 6) predicts to fall linearly.
     """
-    _expect(results, "fig2")
+    check_result(results, "fig2")
     s = results["settings"]
     sqrt_r = np.asarray(results["axes"]["sqrt_r"], dtype=float)
     dist = np.asarray(results["axes"]["distance"], dtype=float)
@@ -120,7 +111,7 @@ def plot_fig3(results: Mapping[str, Any], *, max_curves: int = 6) -> Figure:
     """Figure 3: (a) AGD's relative error against the iteration for several ``r`` (mean of
     ``log10`` error over trials); (b) the convergence rate ``nu`` against ``sqrt(r)`` for AGD
     (``beta = 0.2``) and GD (``beta = 0``), mean and spread over trials (Theorem 2)."""
-    _expect(results, "fig3")
+    check_result(results, "fig3")
     if not isinstance(max_curves, int) or max_curves < 1:
         raise ValueError(f"max_curves must be an integer >= 1, got {max_curves!r}")
     s = results["settings"]
@@ -169,7 +160,7 @@ def plot_fig4(results: Mapping[str, Any], *, show_threshold: bool = True) -> Fig
     succeed, :func:`lthbook.experiments.sample_threshold`) and its least-squares line, the
     linear sample complexity of Eq. (8).
     """
-    _expect(results, "fig4")
+    check_result(results, "fig4")
     s = results["settings"]
     r = np.asarray(results["axes"]["r"], dtype=float)
     N = np.asarray(results["axes"]["N"], dtype=float)
@@ -198,7 +189,7 @@ def plot_fig5(results: Mapping[str, Any], *, logy: bool = False) -> Figure:
     """Figure 5: final relative error ``||W(T)-W*||_F/||W*||_F`` against ``sqrt(r)``, one line
     per noise level ``sigma/E_y`` (mean over trials, bars = standard deviation); Eq. (9)
     predicts lines linear in ``sqrt(r)`` with heights proportional to the noise level."""
-    _expect(results, "fig5")
+    check_result(results, "fig5")
     if not isinstance(logy, bool):
         raise ValueError(f"logy must be True or False, got {logy!r}")
     s = results["settings"]
@@ -224,45 +215,4 @@ def plot_fig5(results: Mapping[str, Any], *, logy: bool = False) -> Figure:
     return fig
 
 
-PLOTTERS = {"fig2": plot_fig2, "fig3": plot_fig3, "fig4": plot_fig4, "fig5": plot_fig5}
-
-
-def plot_figure(results: Mapping[str, Any]) -> Figure:
-    """Draw whichever of Figures 2-5 ``results`` (from :func:`run_figure`) holds."""
-    if not isinstance(results, Mapping) or results.get("figure") not in FIGURES:
-        raise ValueError(f"results must be a dictionary from run_figure with 'figure' in {FIGURES}")
-    return PLOTTERS[results["figure"]](results)
-
-
-def plot_reference(name: str, directory: str | Path | None = None) -> Figure:
-    """Draw the committed paper-scale result of figure ``name``
-    (:func:`lthbook.experiments.load_reference`), or, when there is none yet, a small
-    panel that says so and gives the command that computes it."""
-    results = load_reference(name, directory)
-    if results is not None:
-        return plot_figure(results)
-    with _style():
-        fig, ax = plt.subplots(figsize=(6.0, 1.4))
-        ax.axis("off")
-        ax.text(0.5, 0.5, f"{name}: no paper-scale result committed yet.\nCompute it with\n"
-                          f"python -m lthbook reproduce {name} --scale paper --out reference/paper",
-                ha="center", va="center", family="monospace", fontsize=9)
-    return fig
-
-
-def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (or the given ``formats``); returns the paths."""
-    if not isinstance(fig, Figure):
-        raise ValueError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
-    allowed = ("png", "pdf", "svg")
-    if not formats or any(f not in allowed for f in formats):
-        raise ValueError(f"formats must be a non-empty subset of {allowed}, got {formats!r}")
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    with _style():
-        for fmt in formats:
-            path = stem.with_name(stem.name + "." + fmt)
-            fig.savefig(path, bbox_inches="tight")
-            paths.append(path)
-    return paths
+__all__ = ["plot_fig2", "plot_fig3", "plot_fig4", "plot_fig5"]

@@ -1,5 +1,5 @@
 """Figures 6 and 7 of the paper (§5.2), drawn from the dictionaries of
-:func:`lthbook.imp_experiments.run_imp_figure`.
+:func:`lthbook.runner.run_figure`.
 
 * :func:`plot_fig6` -- test error (log scale) against the percentage of remaining
   weights (log scale, decreasing to the right as pruning proceeds), one line per ``N``
@@ -19,16 +19,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from .plotting import _book_style as _style
+from ._validation import check_result
+from .style import book_style as _style
 
 _NETWORK_LABELS = {"lenet5": "classic LeNet-5", "lenet5-paper-code": "the paper code's 'LeNet5'"}
-
-
-def _expect(results: Any, name: str) -> Mapping[str, Any]:
-    if not isinstance(results, Mapping) or results.get("figure") != name:
-        got = results.get("figure") if isinstance(results, Mapping) else type(results).__name__
-        raise ValueError(f"results must be the dictionary returned by run_imp_figure('{name}'), got figure={got!r}")
-    return results
 
 
 def _remaining_axis(ax, percent: np.ndarray) -> None:
@@ -44,7 +38,7 @@ def _remaining_axis(ax, percent: np.ndarray) -> None:
 
 def plot_fig6(results: Mapping[str, Any]) -> Figure:
     """Figure 6: test error of the IMP-pruned student against the percentage of remaining weights."""
-    _expect(results, "fig6")
+    check_result(results, "fig6")
     s = results["settings"]
     percent = 100 * np.asarray(results["axes"]["remaining"], dtype=float)
     err = np.asarray(results["raw"]["test_error"], dtype=float)  # (N, trial, level)
@@ -69,7 +63,7 @@ def plot_fig6(results: Mapping[str, Any]) -> Figure:
 
 def plot_fig7(results: Mapping[str, Any]) -> Figure:
     """Figure 7: best test accuracy on MNIST against the percentage of remaining weights."""
-    _expect(results, "fig7")
+    check_result(results, "fig7")
     s = results["settings"]
     percent = 100 * np.asarray(results["axes"]["remaining"], dtype=float)
     acc = 100 * np.asarray(results["raw"]["best_test_accuracy"], dtype=float)  # (N, level)
@@ -87,14 +81,4 @@ def plot_fig7(results: Mapping[str, Any]) -> Figure:
     return fig
 
 
-PLOTTERS = {"fig6": plot_fig6, "fig7": plot_fig7}
-
-
-def plot_imp_figure(results: Mapping[str, Any]) -> Figure:
-    """Draw Figure 6 or 7, whichever ``results`` holds."""
-    if not isinstance(results, Mapping) or results.get("figure") not in PLOTTERS:
-        raise ValueError("results must be a dictionary from run_imp_figure with 'figure' fig6 or fig7")
-    return PLOTTERS[results["figure"]](results)
-
-
-__all__ = ["plot_fig6", "plot_fig7", "plot_imp_figure"]
+__all__ = ["plot_fig6", "plot_fig7"]

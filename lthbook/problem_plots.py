@@ -1,7 +1,8 @@
-"""Figure helpers for the book: every plot in the chapters is drawn here.
+"""Figures of §1-§2 and the AGD error curves: the teacher and the student as graphs, the
+mask ``M`` and the weights, and relative-error curves of Algorithm 1.
 
-The chapters only call these functions (in cells tagged ``hide-input``), so
-the figures share one style and their logic is unit-tested
+The chapters call these functions (in cells tagged ``hide-input``); they draw in the
+book's style (:func:`lthbook.style.book_style`) and are unit-tested
 (``tests/test_plotting.py``). Each public function returns the
 :class:`matplotlib.figure.Figure` it drew on.
 
@@ -14,8 +15,7 @@ sets ``Omega_j ⊇ Omega*_j`` (``r`` inputs each), the augmented ground truth
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -25,63 +25,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .agd import AGDResult
+from .style import COLORS, book_style
 from .teacher import SparseTeacher, augmented_weights, check_supports, embed, mask_matrix
-
-#: rcParams of the book's figures (applied inside every plotting function).
-BOOK_STYLE: dict[str, Any] = {
-    "figure.dpi": 110,
-    "savefig.dpi": 150,
-    "figure.facecolor": "white",
-    "axes.facecolor": "white",
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "grid.linestyle": "-",
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.titlesize": 11,
-    "axes.labelsize": 10,
-    "xtick.labelsize": 9,
-    "ytick.labelsize": 9,
-    "legend.fontsize": 9,
-    "legend.frameon": False,
-    "lines.linewidth": 1.8,
-    "font.family": "DejaVu Sans",
-}
-
-#: Colours used consistently across chapters.
-COLORS: dict[str, str] = {
-    "teacher": "#1f5fa8",  # edges / weights of the teacher (Omega*)
-    "extra": "#e08a1e",  # edges the student has in addition (Omega minus Omega*)
-    "pruned": "#1f5fa8",  # the pruned student (r = r*)
-    "dense": "#c0392b",  # the dense student (r = d)
-    "neutral": "#7f7f7f",
-    "threshold": "#444444",
-}
 
 #: Largest input dimension ``d`` that :func:`plot_teacher_student` draws legibly.
 MAX_DRAWN_INPUTS = 40
-
-
-def use_book_style() -> None:
-    """Apply :data:`BOOK_STYLE` globally (every function here also applies it locally)."""
-    matplotlib.rcParams.update(BOOK_STYLE)
-
-
-@contextmanager
-def _book_style() -> Iterator[None]:
-    """Apply :data:`BOOK_STYLE` for the duration of a plot and restore *only those* keys.
-
-    ``matplotlib.rc_context`` would restore every rcParam, including ``interactive``;
-    when the first figure of a Jupyter session resolves the inline backend inside the
-    context, that would switch interactive mode back off and later figures would not be
-    displayed.
-    """
-    old = {key: matplotlib.rcParams[key] for key in BOOK_STYLE}
-    matplotlib.rcParams.update(BOOK_STYLE)
-    try:
-        yield
-    finally:
-        matplotlib.rcParams.update(old)
 
 
 # --------------------------------------------------------------------------
@@ -163,7 +111,7 @@ def plot_teacher_student(teacher: SparseTeacher, supports: np.ndarray | None = N
         raise ValueError(f"d={teacher.d} inputs are too many to draw legibly; use d <= {MAX_DRAWN_INPUTS}")
     if supports is not None:
         supports = _check_student_supports(teacher, supports)
-    with _book_style():
+    with book_style():
         ncols = 1 if supports is None else 2
         width = max(4.0, 0.32 * teacher.d + 1.2)
         fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 3.4), squeeze=False)
@@ -216,7 +164,7 @@ def plot_masked_weights(teacher: SparseTeacher, supports: np.ndarray) -> Figure:
     M = mask_matrix(supports, d)
     M_star = teacher.mask()
     vmax = float(np.abs(W_tilde).max()) or 1.0
-    with _book_style():
+    with book_style():
         height = max(3.2, 0.22 * d + 1.4)
         fig, axes = plt.subplots(1, 3, figsize=(8.8, height),
                                  gridspec_kw={"width_ratios": [1, 1, 1]}, constrained_layout=True)
@@ -323,7 +271,7 @@ def plot_error_curves(
     t_max = max(float(it[-1]) for it, _ in prepared.values())
     t_min = min(float(it[0]) for it, _ in prepared.values())
     palette = [COLORS["pruned"], COLORS["dense"], "#2e8b57", "#8e44ad", "#7f7f7f"]
-    with _book_style():
+    with book_style():
         fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
         for k, (label, (iterations, values)) in enumerate(prepared.items()):
             color = (colors or {}).get(label, palette[k % len(palette)])

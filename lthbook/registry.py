@@ -1,0 +1,100 @@
+"""The figure registry: one record per figure of §5, naming every step of its data path.
+
+A :class:`FigureSpec` holds, for one figure, its title and the paper's claim, its
+presets per scale (:mod:`lthbook.presets`) and their validator, the experiment that
+turns settings into cells and assembles their results (:mod:`lthbook.cells`), the
+claim check (:mod:`lthbook.claims`) and the plot. The runner, the command line, the
+chapters and the tests find a figure only through :data:`FIGURES` (or :func:`get`):
+adding a figure is one record here and one experiment module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from matplotlib.figure import Figure
+
+from . import claims, imp_experiments, imp_plots, presets, synthetic_experiments, synthetic_plots
+from .cells import Experiment
+from .scales import get_scale
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """Everything the package knows about one figure.
+
+    ``section`` is the paper's section, ``presets`` maps each scale to its settings,
+    ``validate`` normalises a settings dictionary (raising ``TypeError``/``ValueError``
+    naming the parameter), ``experiment`` computes and assembles the cells, ``check``
+    asserts the claim on the assembled result, ``plot`` draws it. ``default_threads`` is
+    the torch CPU thread count used when the caller gives none (``None``: chosen per cell
+    by :func:`lthbook.agd.run_agd`), ``needs_mnist`` says whether the figure reads MNIST.
+    """
+
+    name: str
+    section: str
+    title: str
+    claim: str
+    presets: Mapping[str, Mapping[str, Any]]
+    validate: Callable[[dict[str, Any]], dict[str, Any]]
+    experiment: Experiment
+    check: Callable[[Mapping[str, Any]], dict[str, Any]]
+    plot: Callable[[Mapping[str, Any]], Figure]
+    default_threads: int | None = None
+    needs_mnist: bool = False
+
+    def settings(self, scale: str | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The validated settings at ``scale`` (``None``: ``$LTHBOOK_SCALE``) with ``overrides`` applied."""
+        merged = presets.with_overrides(self.presets[get_scale(scale)], overrides)
+        return self.validate(presets.check_keys(self.name, merged, set(self.presets["ci"])))
+
+
+_SPECS = (
+    FigureSpec("fig2", "5.1", "Figure 2: success rate of Algorithm 1 against sqrt(r) and the initial distance",
+               "the radius of the region from which Algorithm 1 succeeds is linear in -sqrt(r) (Theorem 1, Eq. 6)",
+               presets.PRESETS["fig2"], presets.validate_agd_settings, synthetic_experiments.FIG2,
+               claims.check_fig2, synthetic_plots.plot_fig2),
+    FigureSpec("fig3", "5.1", "Figure 3: convergence rate of AGD and GD when r changes",
+               "the convergence rate nu grows with r, almost linearly in sqrt(r), and AGD (beta=0.2) has a smaller "
+               "nu than GD (beta=0) for every r (Theorem 2)",
+               presets.PRESETS["fig3"], presets.validate_agd_settings, synthetic_experiments.FIG3,
+               claims.check_fig3, synthetic_plots.plot_fig3),
+    FigureSpec("fig4", "5.1", "Figure 4: success rate against the sample size N and r (sample complexity)",
+               "the number of samples needed for success is linear in r (Eq. 8)",
+               presets.PRESETS["fig4"], presets.validate_agd_settings, synthetic_experiments.FIG4,
+               claims.check_fig4, synthetic_plots.plot_fig4),
+    FigureSpec("fig5", "5.1", "Figure 5: relative error against sqrt(r) at several noise levels",
+               "the final relative error is linear in sqrt(r) and proportional to the noise level (Eq. 9)",
+               presets.PRESETS["fig5"], presets.validate_agd_settings, synthetic_experiments.FIG5,
+               claims.check_fig5, synthetic_plots.plot_fig5),
+    FigureSpec("fig6", "5.2", "Figure 6: IMP on synthetic data, test error against the remaining weights",
+               "for N large enough the test error falls as IMP prunes towards the teacher's r*/d = 20 % and rises "
+               "sharply below it; the smallest N is bad throughout; a larger N is better at every level",
+               presets.PRESETS["fig6"], presets.validate_fig6_settings, imp_experiments.FIG6,
+               claims.check_fig6, imp_plots.plot_fig6, default_threads=1),
+    FigureSpec("fig7", "5.2", "Figure 7: IMP on MNIST, test accuracy against the remaining weights",
+               "the test accuracy holds or rises under moderate pruning and drops when the network is over-pruned; "
+               "more data is better",
+               presets.PRESETS["fig7"], presets.validate_fig7_settings, imp_experiments.FIG7,
+               claims.check_fig7, imp_plots.plot_fig7, default_threads=1, needs_mnist=True),
+)
+
+#: Every figure, by name, in the paper's order.
+FIGURES: dict[str, FigureSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def get(name: Any) -> FigureSpec:
+    """The record of figure ``name`` (``"fig2"`` ... ``"fig7"``); any other name raises ``ValueError``."""
+    if not isinstance(name, str) or name not in FIGURES:
+        raise ValueError(f"figure name must be one of {', '.join(FIGURES)}; got {name!r}")
+    return FIGURES[name]
+
+
+def figure_settings(name: str, scale: str | None = None, overrides: Mapping[str, Any] | None = None
+                    ) -> dict[str, Any]:
+    """The validated settings of figure ``name`` at ``scale``, with ``overrides`` applied."""
+    return get(name).settings(scale, overrides)
+
+
+__all__ = ["FigureSpec", "FIGURES", "get", "figure_settings"]

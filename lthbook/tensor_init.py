@@ -90,6 +90,11 @@ zero-padded weights ``tilde w*_j`` live in ``Omega*_j ⊆ Omega_j``.
   the ``k``-th moment's signal shrinks by ``K^{-k/2}`` relative to the noise
   (``M2`` by ``1/K``, ``M4`` by ``1/K^2``), so it needs far more samples than
   ``"exact"``.
+
+Length: about 750 lines, a quarter of them this docstring. The module is one algorithm
+(moments, subspace, power iterations, sign and magnitude recovery, matching to the
+masks), whose steps share their conventions and are tested together; split into files it
+would be harder to read against the paper's Algorithm, not easier.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Tests of lthbook.experiments (the §5.1 runner and claim checks) and lthbook.figures.
+"""Tests of Figures 2-5 (§5.1) through the registry and the runner: cells, cache, resume,
+claim checks (lthbook.claims), plots (lthbook.synthetic_plots), timing helpers.
 
 The runs here use tiny custom settings (``overrides``) so the whole file takes seconds;
 the real presets are exercised by the chapter and the CLI. The claim checks are tested
@@ -18,8 +19,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from lthbook import experiments as ex  # noqa: E402
-from lthbook import figures  # noqa: E402
+from lthbook import claims, presets, registry, runner, stats, style, synthetic_plots, timing  # noqa: E402
+from lthbook import synthetic_experiments as se  # noqa: E402
 from lthbook.cache import ResultCache  # noqa: E402
 from lthbook.scales import SCALES  # noqa: E402
 
@@ -33,6 +34,8 @@ TINY = {
     "fig5": {"K": 2, "d": 10, "N": 100, "r_values": [2, 4, 6], "noise_levels": [0.01, 0.1], "trials": 2,
              "chunk": 1, "max_iter": 300},
 }
+
+SYNTHETIC = tuple(name for name, spec in registry.FIGURES.items() if spec.section == "5.1")
 
 DOCUMENTED_KEYS = {"figure", "title", "claim", "scale", "seed", "device", "threads", "settings", "eta", "axes", "raw",
                    "cells", "cells_from_cache", "cell_time_s", "wall_time_s", "versions", "created"}
@@ -50,26 +53,26 @@ def tiny(name, tmp_path=None, **kwargs):
         kwargs.setdefault("cache", False)
     else:
         kwargs.setdefault("cache_dir", tmp_path)
-    return ex.run_figure(name, "ci", kwargs.pop("seed", 0), overrides=TINY[name], **kwargs)
+    return runner.run_figure(name, "ci", kwargs.pop("seed", 0), overrides=TINY[name], **kwargs)
 
 
 # --------------------------------------------------------------------------- presets
 
 
 def test_presets_cover_every_scale_with_the_same_keys():
-    for name in ex.FIGURES:
-        assert set(ex.PRESETS[name]) == set(SCALES)
-        keys = set(ex.PRESETS[name]["ci"])
+    for name in SYNTHETIC:
+        assert set(presets.PRESETS[name]) == set(SCALES)
+        keys = set(presets.PRESETS[name]["ci"])
         for scale in SCALES:
-            assert set(ex.PRESETS[name][scale]) == keys
-            ex.figure_settings(name, scale)  # validates
+            assert set(presets.PRESETS[name][scale]) == keys
+            registry.figure_settings(name, scale)  # validates
 
 
 def test_paper_presets_use_the_papers_numbers():
-    p = {name: ex.PRESETS[name]["paper"] for name in ex.FIGURES}
+    p = {name: presets.PRESETS[name]["paper"] for name in SYNTHETIC}
     assert (p["fig2"]["K"], p["fig2"]["d"], p["fig2"]["N"], p["fig2"]["trials"]) == (5, 500, 3000, 100)
     assert (p["fig3"]["K"], p["fig3"]["d"], p["fig3"]["N"], p["fig3"]["betas"]) == (5, 300, 3000, [0.2, 0.0])
-    assert ex.resolve_eta(p["fig3"]["eta"], 5) == 12.5
+    assert presets.resolve_eta(p["fig3"]["eta"], 5) == 12.5
     assert (p["fig4"]["d"], p["fig4"]["trials"]) == (100, 100)
     assert (p["fig5"]["K"], p["fig5"]["d"], p["fig5"]["N"]) == (10, 300, 1000)
     for name in ("fig2", "fig4", "fig5"):
@@ -79,7 +82,7 @@ def test_paper_presets_use_the_papers_numbers():
 # --------------------------------------------------------------------------- runner
 
 
-@pytest.mark.parametrize("name", ex.FIGURES)
+@pytest.mark.parametrize("name", SYNTHETIC)
 def test_run_figure_returns_documented_json(name, tmp_path):
     res = tiny(name, tmp_path)
     assert DOCUMENTED_KEYS <= set(res)
@@ -87,8 +90,8 @@ def test_run_figure_returns_documented_json(name, tmp_path):
     assert set(res["versions"]) == {"python", "numpy", "torch", "lthbook"}
     assert res["settings"]["r_values"] == TINY[name]["r_values"]
     json.dumps(res, allow_nan=False)  # strict JSON
-    assert res["cells"] == len(ex.make_cells(name, res["settings"]))
-    fig = figures.plot_figure(res)
+    assert res["cells"] == len(registry.get(name).experiment.cells(res["settings"]))
+    fig = runner.plot_figure(res)
     assert isinstance(fig, Figure)
 
 
@@ -119,24 +122,24 @@ def test_cells_do_not_depend_on_the_grid_they_sit_in():
     """A cell's randomness depends only on (seed, figure, seed_key): dropping other r values
     or changing the chunking of later trials does not change it."""
     full = tiny("fig2")
-    one = ex.run_figure("fig2", "ci", 0, cache=False, progress=False, overrides={**TINY["fig2"], "r_values": [5]})
+    one = runner.run_figure("fig2", "ci", 0, cache=False, progress=False, overrides={**TINY["fig2"], "r_values": [5]})
     assert one["raw"]["rel_error"][0] == full["raw"]["rel_error"][1]
 
 
 def test_resume_recomputes_only_missing_cells(tmp_path, monkeypatch):
     first = tiny("fig2", tmp_path)
     store = ResultCache(tmp_path)
-    cells = ex.make_cells("fig2", first["settings"])
-    victim = store.path_for(ex.cell_config("fig2", cells[3], 0, "cpu"))
+    cells = registry.get("fig2").experiment.cells(first["settings"])
+    victim = store.path_for(se.cell_config("fig2", cells[3], 0, "cpu"))
     victim.unlink()
     calls = []
-    real = ex.compute_cell
+    real = se._AgdSession.compute
 
-    def counting(config, device="cpu", threads=None):
-        calls.append(config)
-        return real(config, device, threads)
+    def counting(session, cell, previous=None):
+        calls.append(cell.config)
+        return real(session, cell, previous)
 
-    monkeypatch.setattr(ex, "compute_cell", counting)
+    monkeypatch.setattr(se._AgdSession, "compute", counting)
     second = tiny("fig2", tmp_path)
     assert len(calls) == 1 and calls[0]["r"] == cells[3]["r"] and calls[0]["chunk"] == cells[3]["chunk"]
     assert second["cells_from_cache"] == second["cells"] - 1
@@ -144,22 +147,22 @@ def test_resume_recomputes_only_missing_cells(tmp_path, monkeypatch):
 
 
 def test_interrupted_run_keeps_finished_cells(tmp_path, monkeypatch):
-    real = ex.compute_cell
+    real = se._AgdSession.compute
     calls = []
 
-    def dies_on_third(config, device="cpu", threads=None):
-        calls.append(config)
+    def dies_on_third(session, cell, previous=None):
+        calls.append(cell.config)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(config, device, threads)
+        return real(session, cell, previous)
 
-    monkeypatch.setattr(ex, "compute_cell", dies_on_third)
+    monkeypatch.setattr(se._AgdSession, "compute", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         tiny("fig4", tmp_path)
     assert len(list((tmp_path / "fig4").glob("*.json"))) == 2
     calls.clear()
-    monkeypatch.setattr(ex, "compute_cell", lambda config, device="cpu", threads=None: (calls.append(config),
-                                                                          real(config, device, threads))[1])
+    monkeypatch.setattr(se._AgdSession, "compute", lambda session, cell, previous=None: (
+        calls.append(cell.config), real(session, cell, previous))[1])
     res = tiny("fig4", tmp_path)
     assert res["cells_from_cache"] == 2 and len(calls) == res["cells"] - 2
 
@@ -181,7 +184,7 @@ def test_fig3_agd_and_gd_share_problems_and_rates_are_fitted():
     assert np.all(np.isfinite(nu["AGD"])) and np.all(np.isfinite(nu["GD"]))
     curves = res["raw"]["curves"]["AGD"]
     assert len(curves) == 3 and curves[0]["mean_log10_error"][0] == pytest.approx(-1.0)  # distance 0.1
-    cells = ex.make_cells("fig3", res["settings"])
+    cells = registry.get("fig3").experiment.cells(res["settings"])
     assert cells[0]["seed_key"] == cells[1]["seed_key"] and cells[0]["beta"] != cells[1]["beta"]
 
 
@@ -201,7 +204,7 @@ def test_fig5_noise_levels_share_everything_but_the_noise_scale():
         ({"name": "fig2", "seed": -1}, "seed"),
         ({"name": "fig2", "device": "tpu"}, "device"),
         ({"name": "fig2", "threads": 0}, "threads"),
-        ({"name": "fig2", "progress": "yes"}, "progress"),
+        ({"name": "fig2", "progress": "yes"}, "progress"),  # wrong type: TypeError
         ({"name": "fig2", "overrides": {"nonsense": 1}}, "unknown setting"),
         ({"name": "fig2", "overrides": {"r_values": [10, 60]}}, "r_values"),
         ({"name": "fig2", "overrides": {"r_values": [20, 10]}}, "increasing"),
@@ -217,23 +220,26 @@ def test_fig5_noise_levels_share_everything_but_the_noise_scale():
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, match):
+    """A bad value raises ValueError, a value of the wrong type TypeError; both name the parameter."""
     name = kwargs.pop("name")
     kwargs.setdefault("scale", "ci")
     kwargs.setdefault("progress", False)
-    with pytest.raises(ValueError, match=match):
-        ex.run_figure(name, cache=False, **kwargs)
+    wrong_type = (kwargs["progress"] == "yes" or isinstance(kwargs.get("overrides"), list)
+                  or kwargs.get("overrides") == {"K": 2.5})
+    with pytest.raises(TypeError if wrong_type else ValueError, match=match):
+        runner.run_figure(name, cache=False, **kwargs)
 
 
 def test_estimate_run_time_counts_every_cell():
-    est = ex.estimate_run_time("fig2", "ci", sample_iterations=2, overrides=TINY["fig2"], shapes=[0, 2])
+    est = timing.estimate_run_time("fig2", "ci", sample_iterations=2, overrides=TINY["fig2"], shapes=[0, 2])
     assert [row["shape"] for row in est["shapes"]] == [[3], [5], [7]]
     assert [row["measured"] for row in est["shapes"]] == [True, False, True]
     assert all(row["cells"] == 2 and row["iterations"] == 300 for row in est["shapes"])
     assert est["total_s"] == pytest.approx(sum(row["seconds"] for row in est["shapes"]))
-    est4 = ex.estimate_run_time("fig4", "ci", sample_iterations=2, overrides=TINY["fig4"], iterations={2: 50})
+    est4 = timing.estimate_run_time("fig4", "ci", sample_iterations=2, overrides=TINY["fig4"], iterations={2: 50})
     assert len(est4["shapes"]) == 6 and {row["iterations"] for row in est4["shapes"]} == {50, 300}
     with pytest.raises(ValueError, match="sample_iterations"):
-        ex.estimate_run_time("fig2", "ci", sample_iterations=0)
+        timing.estimate_run_time("fig2", "ci", sample_iterations=0)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -242,22 +248,22 @@ def test_estimate_run_time_counts_every_cell():
 def test_fit_rate_recovers_a_geometric_rate():
     t = np.arange(200)
     err = 0.1 * 0.93**t
-    assert ex.fit_rate(t, err, [1e-11, 1e-3]) == pytest.approx(0.93, rel=1e-10)
+    assert stats.fit_rate(t, err, [1e-11, 1e-3]) == pytest.approx(0.93, rel=1e-10)
     # a stopped run's history repeats its last value: the frozen tail is ignored
     frozen = np.concatenate([err[:150], np.full(50, err[149])])
-    assert ex.fit_rate(t, frozen, [1e-11, 1e-3]) == pytest.approx(0.93, rel=1e-10)
-    assert np.isnan(ex.fit_rate(t[:3], err[:3], [1e-11, 1e-3]))
+    assert stats.fit_rate(t, frozen, [1e-11, 1e-3]) == pytest.approx(0.93, rel=1e-10)
+    assert np.isnan(stats.fit_rate(t[:3], err[:3], [1e-11, 1e-3]))
 
 
 def test_crossing():
     x = [1.0, 2.0, 3.0, 4.0]
-    assert ex.crossing(x, [1, 1, 0, 0]) == (2.5, "ok")
-    assert ex.crossing(x, [1, 1, 1, 1]) == (4.0, "above")
-    assert ex.crossing(x, [0.2, 0, 0, 0]) == (1.0, "below")
-    assert ex.crossing(x, [0, 0.25, 0.75, 1], decreasing=False) == (2.5, "ok")
-    assert ex.crossing(x, [0, 0, 0, 0], decreasing=False) == (4.0, "below")
+    assert stats.crossing(x, [1, 1, 0, 0]) == (2.5, "ok")
+    assert stats.crossing(x, [1, 1, 1, 1]) == (4.0, "above")
+    assert stats.crossing(x, [0.2, 0, 0, 0]) == (1.0, "below")
+    assert stats.crossing(x, [0, 0.25, 0.75, 1], decreasing=False) == (2.5, "ok")
+    assert stats.crossing(x, [0, 0, 0, 0], decreasing=False) == (4.0, "below")
     with pytest.raises(ValueError):
-        ex.crossing([1.0], [1.0])
+        stats.crossing([1.0], [1.0])
 
 
 # --------------------------------------------------------------------------- claim checks on synthetic data
@@ -274,34 +280,34 @@ def fake_fig2(radii, distances=(0.5, 1, 1.5, 2, 2.5, 3, 4, 5), r=(22, 27, 32, 37
 
 
 def test_check_fig2_passes_on_a_linearly_shrinking_radius_and_fails_otherwise():
-    out = ex.check_fig2(fake_fig2([4.2, 3.4, 2.6, 1.7, 0.9]))
+    out = claims.check_fig2(fake_fig2([4.2, 3.4, 2.6, 1.7, 0.9]))
     assert out["slope"] < 0 and out["r2"] > 0.9
-    with pytest.raises(ex.ClaimError, match="shrink"):
-        ex.check_fig2(fake_fig2([0.9, 1.7, 2.6, 3.4, 4.2]))  # larger r succeeds more
-    with pytest.raises(ex.ClaimError, match="trivial"):
-        ex.check_fig2(fake_fig2([9, 9, 9, 9, 9]))  # everything succeeds: no boundary
+    with pytest.raises(claims.ClaimError, match="shrink"):
+        claims.check_fig2(fake_fig2([0.9, 1.7, 2.6, 3.4, 4.2]))  # larger r succeeds more
+    with pytest.raises(claims.ClaimError, match="trivial"):
+        claims.check_fig2(fake_fig2([9, 9, 9, 9, 9]))  # everything succeeds: no boundary
     bad = fake_fig2([4.2, 3.4, 2.6, 1.7, 0.9])
     bad["raw"]["diverged"][0] = [1] + [0] * 7
-    with pytest.raises(ex.ClaimError, match="diverged"):
-        ex.check_fig2(bad)
+    with pytest.raises(claims.ClaimError, match="diverged"):
+        claims.check_fig2(bad)
     with pytest.raises(ValueError, match="fig2"):
-        ex.check_fig2({"figure": "fig3"})
+        claims.check_fig2({"figure": "fig3"})
 
 
 def test_check_fig2_fits_only_the_r_whose_boundary_is_inside_the_grid():
     # the first two r succeed at every distance of the grid: their "radius" is the grid's end
     res = fake_fig2([9, 9, 4.2, 3.1, 2.2, 1.1], r=(10, 16, 22, 27, 32, 37))
-    rad = ex.success_radius(res)
+    rad = claims.success_radius(res)
     assert rad["censored"] == [True, True, False, False, False, False]
-    out = ex.check_fig2(res)
+    out = claims.check_fig2(res)
     assert out["fitted"] == [False, False, True, True, True, True]
     inside = np.sqrt([22, 27, 32, 37])
-    fit = ex.linear_fit(inside, np.asarray(rad["area_radius"])[2:])
+    fit = stats.linear_fit(inside, np.asarray(rad["area_radius"])[2:])
     assert out["slope"] == pytest.approx(fit.slope) and out["r2"] == pytest.approx(fit.r2)
     # every r fails already at the smallest distance but the last ones: censored from below
-    assert ex.success_radius(fake_fig2([0.1, 0.1, 4, 3, 2]))["censored"] == [True, True, False, False, False]
+    assert claims.success_radius(fake_fig2([0.1, 0.1, 4, 3, 2]))["censored"] == [True, True, False, False, False]
     with pytest.raises(ValueError, match="inside the distance grid"):
-        ex.check_fig2(fake_fig2([9, 9, 9, 2.2, 1.1]))  # two measured radii cannot test a line
+        claims.check_fig2(fake_fig2([9, 9, 9, 2.2, 1.1]))  # two measured radii cannot test a line
 
 
 def fake_fig3(nu_agd, nu_gd, r=(10, 25, 40, 55, 70)):
@@ -316,16 +322,16 @@ def fake_fig3(nu_agd, nu_gd, r=(10, 25, 40, 55, 70)):
 def test_check_fig3():
     sq = np.sqrt([10, 25, 40, 55, 70])
     agd = 0.85 + 0.015 * sq
-    out = ex.check_fig3(fake_fig3(agd, agd + 0.01))
+    out = claims.check_fig3(fake_fig3(agd, agd + 0.01))
     assert out["AGD"]["slope"] > 0 and min(out["gd_minus_agd"]) > 0
-    with pytest.raises(ex.ClaimError, match="AGD is not faster"):
-        ex.check_fig3(fake_fig3(agd, agd - 0.01))
-    with pytest.raises(ex.ClaimError, match="does not grow"):
-        ex.check_fig3(fake_fig3(agd[::-1], agd[::-1] + 0.01))
+    with pytest.raises(claims.ClaimError, match="AGD is not faster"):
+        claims.check_fig3(fake_fig3(agd, agd - 0.01))
+    with pytest.raises(claims.ClaimError, match="does not grow"):
+        claims.check_fig3(fake_fig3(agd[::-1], agd[::-1] + 0.01))
     nan = fake_fig3(agd, agd + 0.01)
     nan["raw"]["nu"]["GD"][0][0] = None
-    with pytest.raises(ex.ClaimError, match="fit window"):
-        ex.check_fig3(nan)
+    with pytest.raises(claims.ClaimError, match="fit window"):
+        claims.check_fig3(nan)
 
 
 def fake_fig4(threshold, r=(4, 8, 12, 16, 20), N=tuple(range(10, 170, 10)), trials=6):
@@ -336,14 +342,14 @@ def fake_fig4(threshold, r=(4, 8, 12, 16, 20), N=tuple(range(10, 170, 10)), tria
 
 
 def test_check_fig4():
-    out = ex.check_fig4(fake_fig4(lambda r: 6 * r + 5))
+    out = claims.check_fig4(fake_fig4(lambda r: 6 * r + 5))
     assert out["slope"] == pytest.approx(6, rel=0.1) and out["r2"] > 0.95
-    with pytest.raises(ex.ClaimError, match="does not increase"):
-        ex.check_fig4(fake_fig4(lambda r: 150 - 6 * r))
-    with pytest.raises(ex.ClaimError, match="outside the N grid"):
-        ex.check_fig4(fake_fig4(lambda r: 20 * r))
-    with pytest.raises(ex.ClaimError, match="not linear in r"):  # quadratic sample complexity
-        ex.check_fig4(fake_fig4(lambda r: 0.5 * r**2, N=tuple(range(2, 220, 2))))
+    with pytest.raises(claims.ClaimError, match="does not increase"):
+        claims.check_fig4(fake_fig4(lambda r: 150 - 6 * r))
+    with pytest.raises(claims.ClaimError, match="outside the N grid"):
+        claims.check_fig4(fake_fig4(lambda r: 20 * r))
+    with pytest.raises(claims.ClaimError, match="not linear in r"):  # quadratic sample complexity
+        claims.check_fig4(fake_fig4(lambda r: 0.5 * r**2, N=tuple(range(2, 220, 2))))
 
 
 def fake_fig5(err_of_sqrt_r, levels=(0.01, 0.05, 0.1), r=(5, 10, 15, 20, 25), plateau=1.0):
@@ -357,39 +363,41 @@ def fake_fig5(err_of_sqrt_r, levels=(0.01, 0.05, 0.1), r=(5, 10, 15, 20, 25), pl
 
 
 def test_check_fig5():
-    out = ex.check_fig5(fake_fig5(lambda s: 0.5 * s))
+    out = claims.check_fig5(fake_fig5(lambda s: 0.5 * s))
     assert all(f["r2"] > 0.99 for f in out["fits"]) and np.allclose(out["level_exponent"], 1)
-    with pytest.raises(ex.ClaimError, match="does not grow"):
-        ex.check_fig5(fake_fig5(lambda s: 5 - 0.5 * s))
-    with pytest.raises(ex.ClaimError, match="proportional"):
+    with pytest.raises(claims.ClaimError, match="does not grow"):
+        claims.check_fig5(fake_fig5(lambda s: 5 - 0.5 * s))
+    with pytest.raises(claims.ClaimError, match="proportional"):
         data = fake_fig5(lambda s: 0.5 * s)
         data["raw"]["mean_rel_error"][2] = [v * 3 for v in data["raw"]["mean_rel_error"][2]]
-        ex.check_fig5(data)
-    with pytest.raises(ex.ClaimError, match="settled"):
-        ex.check_fig5(fake_fig5(lambda s: 0.5 * s, plateau=0.9))
+        claims.check_fig5(data)
+    with pytest.raises(claims.ClaimError, match="settled"):
+        claims.check_fig5(fake_fig5(lambda s: 0.5 * s, plateau=0.9))
 
 
 def test_checks_pass_on_the_synthetic_data_plots():
     for data in (fake_fig2([4.2, 3.4, 2.6, 1.7, 0.9]), fake_fig4(lambda r: 6 * r + 5),
                  fake_fig5(lambda s: 0.5 * s)):
-        assert isinstance(figures.plot_figure(data), Figure)
-    fig = figures.plot_fig3(fake_fig3(0.85 + 0.01 * np.arange(5), 0.9 + 0.01 * np.arange(5)))
+        assert isinstance(runner.plot_figure(data), Figure)
+    fig = synthetic_plots.plot_fig3(fake_fig3(0.85 + 0.01 * np.arange(5), 0.9 + 0.01 * np.arange(5)))
     assert len(fig.axes) == 2
 
 
 def test_figure_functions_reject_wrong_results():
     with pytest.raises(ValueError, match="fig2"):
-        figures.plot_fig2(fake_fig4(lambda r: 6 * r))
-    with pytest.raises(ValueError, match="results"):
-        figures.plot_figure({"figure": "fig7"})
+        synthetic_plots.plot_fig2(fake_fig4(lambda r: 6 * r))
+    with pytest.raises(ValueError, match="figure name"):
+        runner.plot_figure({"figure": "fig9"})
+    with pytest.raises(TypeError, match="results"):
+        runner.check_figure([1, 2])
     with pytest.raises(ValueError, match="max_curves"):
-        figures.plot_fig3(fake_fig3([0.9] * 5, [0.95] * 5), max_curves=0)
-    with pytest.raises(ValueError, match="fig"):
-        figures.save_figure("not a figure", "x")
+        synthetic_plots.plot_fig3(fake_fig3([0.9] * 5, [0.95] * 5), max_curves=0)
+    with pytest.raises(TypeError, match="fig"):
+        style.save_figure("not a figure", "x")
 
 
 def test_success_maps_are_black_and_white_scales():
-    fig = figures.plot_fig2(fake_fig2([4.2, 3.4, 2.6, 1.7, 0.9]), show_radius=False)
+    fig = synthetic_plots.plot_fig2(fake_fig2([4.2, 3.4, 2.6, 1.7, 0.9]), show_radius=False)
     mesh = fig.axes[0].collections[0]
     assert mesh.get_cmap().name == "gray" and mesh.norm.vmin == 0 and mesh.norm.vmax == 1
     assert fig.axes[0].get_xlabel().startswith(r"$\sqrt{r}$")
@@ -401,51 +409,51 @@ def test_success_maps_are_black_and_white_scales():
 
 
 def test_early_exit_settings_are_validated():
-    with pytest.raises(ValueError, match="early_exit"):
-        ex.figure_settings("fig2", "ci", {"early_exit": "yes"})
+    with pytest.raises(TypeError, match="early_exit"):
+        registry.figure_settings("fig2", "ci", {"early_exit": "yes"})
     with pytest.raises(ValueError, match="plateau_exit"):
-        ex.figure_settings("fig5", "ci", {"plateau_exit": 2.0})
+        registry.figure_settings("fig5", "ci", {"plateau_exit": 2.0})
 
 
 def test_exits_off_keep_the_cache_key_of_the_plain_protocol():
-    s = ex.figure_settings("fig2", "ci")
-    cell = ex.make_cells("fig2", s)[0]
-    cfg = ex.cell_config("fig2", cell, 0, "cpu")
+    s = registry.figure_settings("fig2", "ci")
+    cell = registry.get("fig2").experiment.cells(s)[0]
+    cfg = se.cell_config("fig2", cell, 0, "cpu")
     assert "early_exit" not in cfg and "plateau_exit" not in cfg
-    on = ex.cell_config("fig2", ex.make_cells("fig2", {**s, "early_exit": True})[0], 0, "cpu")
+    on = se.cell_config("fig2", registry.get("fig2").experiment.cells({**s, "early_exit": True})[0], 0, "cpu")
     assert on["early_exit"] is True
 
 
 @pytest.mark.parametrize("name", ["fig2", "fig4", "fig5"])
 def test_compare_exit_rules_runs_both_protocols_on_the_same_draws(name):
     overrides = {**TINY[name], "max_iter": 2000}
-    out = ex.compare_exit_rules(name, "ci", 0, overrides=overrides, cache=False)
+    out = timing.compare_exit_rules(name, "ci", 0, overrides=overrides, cache=False)
     assert out["runs"] == int(np.size(tiny(name)["raw"]["rel_error"]) * 1)
     assert 0 <= out["disagreements"] <= out["runs"]
     assert out["iterations_early"] <= out["iterations_full"]
     if name == "fig5":
         assert out["max_rel_error_difference"] < 0.05
-    with pytest.raises(ValueError, match="Figure 3"):
-        ex.compare_exit_rules("fig3", "ci", 0, overrides=TINY["fig3"], cache=False)
+    with pytest.raises(ValueError, match="fig3 has none"):
+        timing.compare_exit_rules("fig3", "ci", 0, overrides=TINY["fig3"], cache=False)
 
 
 # --------------------------------------------------------------------------- reference results
 
 
 def test_load_reference_reads_cli_output_and_rejects_others(tmp_path):
-    assert ex.load_reference("fig3", tmp_path) is None
+    assert runner.load_reference("fig3", tmp_path) is None
     res = tiny("fig3")
     (tmp_path / "fig3.json").write_text(json.dumps(res))
-    back = ex.load_reference("fig3", tmp_path)
+    back = runner.load_reference("fig3", tmp_path)
     assert back["figure"] == "fig3" and back["raw"] == json.loads(json.dumps(res))["raw"]
-    figures.plot_reference("fig3", tmp_path)  # draws the committed result
-    placeholder = figures.plot_reference("fig2", tmp_path)  # none there: a panel that says so
+    runner.plot_reference("fig3", tmp_path)  # draws the committed result
+    placeholder = runner.plot_reference("fig2", tmp_path)  # none there: a panel that says so
     assert "reproduce fig2" in placeholder.axes[0].texts[0].get_text()
     (tmp_path / "fig4.json").write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
-        ex.load_reference("fig4", tmp_path)
+        runner.load_reference("fig4", tmp_path)
     (tmp_path / "fig5.json").write_text(json.dumps({"figure": "fig2", "raw": {}}))
     with pytest.raises(ValueError, match="not a result of figure fig5"):
-        ex.load_reference("fig5", tmp_path)
+        runner.load_reference("fig5", tmp_path)
     with pytest.raises(ValueError, match="figure name"):
-        ex.load_reference("fig9", tmp_path)
+        runner.load_reference("fig9", tmp_path)

@@ -1,4 +1,5 @@
-"""Tests of the §5.2 runner (lthbook.imp_experiments): presets, cache and resume, claim checks, CLI."""
+"""Tests of Figures 6-7 (§5.2, lthbook.imp_experiments) through the registry and the runner: presets,
+cache and resume, claim checks, CLI."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ import torch  # noqa: E402
 
 from lthbook import mnist  # noqa: E402
 from lthbook.__main__ import main  # noqa: E402
-from lthbook.experiments import check_figure, run_figure  # noqa: E402
-from lthbook.imp_experiments import (PRESETS, ClaimError, check_fig6, check_fig7, figure_settings,  # noqa: E402
-                                     pack_masks, run_imp_figure, unpack_masks)
-from lthbook.imp_figures import plot_fig6, plot_fig7  # noqa: E402
+from lthbook.claims import ClaimError, check_fig6, check_fig7  # noqa: E402
+from lthbook.imp_experiments import pack_masks, unpack_masks  # noqa: E402
+from lthbook.imp_plots import plot_fig6, plot_fig7  # noqa: E402
+from lthbook.registry import figure_settings  # noqa: E402
+from lthbook.runner import check_figure, run_figure  # noqa: E402
+
+IMP_FIGURES = ("fig6", "fig7")
 
 TINY6 = {"N_values": [60, 400], "trials": 1, "levels": 4, "steps": 150, "test_size": 200}
 KEYS = {"figure", "title", "claim", "scale", "seed", "device", "threads", "settings", "axes", "raw", "cells",
@@ -25,7 +29,7 @@ KEYS = {"figure", "title", "claim", "scale", "seed", "device", "threads", "setti
 
 
 def test_every_scale_has_valid_settings():
-    for name in PRESETS:
+    for name in IMP_FIGURES:
         for scale in ("ci", "book", "paper"):
             s = figure_settings(name, scale)
             assert s["prune_fraction"] == 0.2
@@ -45,7 +49,7 @@ def test_every_scale_has_valid_settings():
     ("fig7", {"bogus": 1}, "unknown setting"),
 ])
 def test_bad_settings_name_the_parameter(name, overrides, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((TypeError, ValueError), match=message):
         figure_settings(name, "ci", overrides)
 
 
@@ -56,7 +60,7 @@ def test_masks_pack_round_trip():
 
 
 def test_fig6_runs_resumes_from_any_level_and_is_deterministic(tmp_path):
-    first = run_imp_figure("fig6", "ci", seed=5, cache_dir=tmp_path, progress=False, overrides=TINY6)
+    first = run_figure("fig6", "ci", seed=5, cache_dir=tmp_path, progress=False, overrides=TINY6)
     assert KEYS <= set(first) and first["cells"] == 8 and first["cells_from_cache"] == 0
     assert first["raw"]["invariants"]["pruned_nonzero"] == 0 and first["raw"]["invariants"]["frozen"] == 0
     assert first["raw"]["invariants"]["rewind_mismatch"] == []
@@ -65,11 +69,11 @@ def test_fig6_runs_resumes_from_any_level_and_is_deterministic(tmp_path):
     files = sorted((tmp_path / "fig6").glob("*.json"), key=lambda p: p.stat().st_mtime)
     for f in files[6:]:
         f.unlink()
-    again = run_imp_figure("fig6", "ci", seed=5, cache_dir=tmp_path, progress=False, overrides=TINY6)
+    again = run_figure("fig6", "ci", seed=5, cache_dir=tmp_path, progress=False, overrides=TINY6)
     assert again["cells_from_cache"] == 6
     assert again["raw"]["test_error"] == first["raw"]["test_error"]
     # a longer grid reuses every level already computed
-    longer = run_imp_figure("fig6", "ci", seed=5, cache_dir=tmp_path, progress=False, overrides={**TINY6, "levels": 5})
+    longer = run_figure("fig6", "ci", seed=5, cache_dir=tmp_path, progress=False, overrides={**TINY6, "levels": 5})
     assert longer["cells_from_cache"] == 8
     assert [row[:4] for row in longer["raw"]["test_error"][1]] == first["raw"]["test_error"][1]
     fig = plot_fig6(first)
@@ -126,14 +130,14 @@ def test_check_fig7_accepts_the_claimed_shape_and_rejects_violations():
 @pytest.mark.skipif(mnist.find_source() is None, reason="MNIST not fetched (run `make setup`)")
 def test_fig7_tiny_run_on_mnist(tmp_path):
     over = {"N_values": [300, 600], "levels": 2, "epochs": 1}
-    res = run_imp_figure("fig7", "ci", seed=1, cache_dir=tmp_path, progress=False, overrides=over)
+    res = run_figure("fig7", "ci", seed=1, cache_dir=tmp_path, progress=False, overrides=over)
     acc = res["raw"]["best_test_accuracy"]
     assert all(a > 0.3 for row in acc for a in row)  # chance is 0.1
     assert res["raw"]["invariants"]["frozen"] == 0 and res["raw"]["invariants"]["rewind_mismatch"] == []
     assert res["raw"]["remaining"][0][1] == pytest.approx(0.8, abs=1e-3)
     assert "mnist" in res["data_source"].lower() or "IDX" in res["data_source"]
     plot_fig7(res)
-    again = run_imp_figure("fig7", "ci", seed=1, cache_dir=tmp_path, progress=False, overrides=over)
+    again = run_figure("fig7", "ci", seed=1, cache_dir=tmp_path, progress=False, overrides=over)
     assert again["cells_from_cache"] == 4 and again["raw"]["best_test_accuracy"] == acc
 
 
@@ -155,7 +159,7 @@ def test_cli_rejects_unknown_fig7_setting(capsys):
 
 
 def test_results_are_not_mutated_by_checks(tmp_path):
-    res = run_imp_figure("fig6", "ci", seed=5, cache_dir=tmp_path, progress=False, overrides=TINY6)
+    res = run_figure("fig6", "ci", seed=5, cache_dir=tmp_path, progress=False, overrides=TINY6)
     before = copy.deepcopy(res)
     try:
         check_fig6(res)

@@ -1,4 +1,4 @@
-"""Tests for lthbook.plotting: each function returns a Figure with the expected
+"""Tests for lthbook.problem_plots and lthbook.style: each function returns a Figure with the expected
 axes and lines, draws what it says (edge counts, images, curves), and rejects
 bad input with a ValueError (or TypeError for a wrong type)."""
 
@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from lthbook import plotting  # noqa: E402
+from lthbook import problem_plots as plotting  # noqa: E402
+from lthbook import style  # noqa: E402
 from lthbook.agd import initial_points, run_agd  # noqa: E402
 from lthbook.teacher import make_problem, sample_student_supports, sample_teacher  # noqa: E402
 
@@ -52,7 +53,7 @@ def _solid_and_dashed_edges(ax):
 
 def test_use_book_style_sets_rcparams():
     with matplotlib.rc_context():
-        plotting.use_book_style()
+        style.use_book_style()
         assert matplotlib.rcParams["axes.spines.top"] is False
         assert matplotlib.rcParams["axes.grid"] is True
 
@@ -68,9 +69,29 @@ def test_style_context_keeps_interactive_mode():
     """Regression: restoring all rcParams switched Jupyter's inline display off after one figure."""
     with matplotlib.rc_context():
         matplotlib.interactive(False)
-        with plotting._book_style():
+        with style.book_style():
             matplotlib.interactive(True)  # what resolving the inline backend does
         assert matplotlib.is_interactive()
+
+
+def test_every_plot_function_draws_in_the_book_style():
+    """Every public plot function of every *_plots module applies the book's style (the §3 and
+    §4 figures once did not), either through @styled or a ``with book_style()`` block."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import lthbook
+
+    modules = [m.name for m in pkgutil.iter_modules(lthbook.__path__) if m.name.endswith("_plots")]
+    assert {"problem_plots", "geometry_plots", "convergence_plots", "synthetic_plots", "imp_plots"} <= set(modules)
+    for name in modules:
+        module = importlib.import_module(f"lthbook.{name}")
+        for fname, fn in inspect.getmembers(module, inspect.isfunction):
+            if not fname.startswith("plot_") or fn.__module__ != module.__name__:
+                continue
+            styled = hasattr(fn, "__wrapped__") or "_style()" in inspect.getsource(fn)
+            assert styled, f"lthbook.{name}.{fname} does not draw in the book style"
 
 
 # ---------------------------------------------------------------- Fig. 1

@@ -8,7 +8,7 @@ paper's protocol (stop at a relative step below 1e-8 or after max_iter
 iterations) and with the early exits (``early_exit: true`` for Figures 2 and 4,
 ``plateau_exit: 1e-3`` for Figure 5; see :mod:`lthbook.agd`), then prints the runs
 whose success differs, the iterations saved and the compute time of both
-(:func:`lthbook.experiments.compare_exit_rules`). Results are not cached, so both
+(:func:`lthbook.timing.compare_exit_rules`). Results are not cached, so both
 protocols are timed.
 """
 
@@ -18,7 +18,7 @@ import argparse
 import json
 
 from lthbook.__main__ import _setting
-from lthbook.experiments import compare_exit_rules
+from lthbook.timing import compare_exit_rules
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from lthbook.imp import attach_masks
-from lthbook.imp_experiments import PRESETS
+from lthbook.presets import PRESETS
 from lthbook.networks import build_network
 from lthbook.paper_code import reference_train_step
 from lthbook.training import prepare_images, train_classifier

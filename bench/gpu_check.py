@@ -3,7 +3,7 @@
 Usage: ``python bench/gpu_check.py [--scale ci] [--device cuda]``
 
 Every cell's random draws (teachers, data, ``W(0)``) come from numpy with a seed that
-depends on the cell only (:func:`lthbook.experiments.cell_rng`), so the two devices
+depends on the cell only (:func:`lthbook.cells.cell_rng`), so the two devices
 solve exactly the same problems and may differ only by floating-point rounding
 (float64 on both). The script prints, per figure, how many runs changed their
 success/failure outcome and the largest relative difference of the final errors of
@@ -19,11 +19,13 @@ import time
 
 import numpy as np
 
-from lthbook.experiments import PRESETS, cell_config, compute_cell, make_cells
+from lthbook.registry import get
+from lthbook.synthetic_experiments import cell_config
 
 
 def compare(name: str, scale: str, device: str, max_cells: int) -> dict:
-    cells = make_cells(name, PRESETS[name][scale])[:max_cells]
+    experiment = get(name).experiment
+    cells = experiment.cells(get(name).settings(scale))[:max_cells]
     changed = runs = 0
     worst = 0.0
     times = {"cpu": 0.0, "device": 0.0}
@@ -31,7 +33,7 @@ def compare(name: str, scale: str, device: str, max_cells: int) -> dict:
         out = {}
         for side, dev in (("cpu", "cpu"), ("device", device)):
             t0 = time.perf_counter()
-            out[side] = compute_cell(cell_config(name, cell, 0, dev), device=dev)
+            out[side] = experiment.compute(cell_config(name, cell, 0, dev), dev)
             times[side] += time.perf_counter() - t0
         a, b = out["cpu"], out["device"]
         if "success" in a:

@@ -45,8 +45,8 @@ paper's rules stop it; the reason is recorded per run in ``exit_reason``:
 * ``plateau_exit`` -- its error changed by less than this fraction over the
   last window (a noisy run at its error floor, Fig. 5).
 
-These are predictions, so :mod:`lthbook.experiments` measures how often they
-disagree with the full protocol (:func:`lthbook.experiments.compare_exit_rules`).
+These are predictions, so :mod:`lthbook.timing` measures how often they
+disagree with the full protocol (:func:`lthbook.timing.compare_exit_rules`).
 
 Threads. On CPU, ``threads=None`` uses one torch thread when an iteration
 costs fewer than ``SINGLE_THREAD_FLOPS`` (waking a second thread costs more

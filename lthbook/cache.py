@@ -1,8 +1,8 @@
 """On-disk cache of experiment cells, so that long runs resume where they stopped.
 
-The experiments of §5.1 (Figures 2-5, :mod:`lthbook.experiments`) are split into
-*cells*: one call of Algorithm 1 on a batch of trials (for example one student
-width ``r`` and one chunk of trials in Figure 2). Each finished cell is written to
+The figures of §5 are split into *cells* (:mod:`lthbook.cells`): one call of
+Algorithm 1 on a batch of trials (for example one student width ``r`` and one chunk
+of trials in Figure 2), or one level of an IMP run (Figures 6-7). Each finished cell is written to
 its own JSON file at once, so an interrupted run loses no finished cell, and a
 re-run reads the finished cells back instead of recomputing them.
 

@@ -36,7 +36,7 @@ unpruned weight frozen, parameters bitwise equal to the initialization after the
 
 Result of :func:`lthbook.runner.run_figure`: ``figure``, ``title``, ``claim``, ``scale``, ``seed``, ``device``,
 ``threads``, ``settings``, ``axes`` (``N``, ``level``, ``remaining`` = nominal fraction
-``(1 - p)^level``), ``raw`` (per ``N`` and level, see :func:`run_imp_figure`), ``cells``
+``(1 - p)^level``), ``raw`` (per ``N`` and level, see below), ``cells``
 (number of levels over all runs), ``cells_from_cache``, ``cell_time_s``, ``wall_time_s``,
 ``versions``, ``created`` (and ``data_source`` for Figure 7) -- the same conventions as
 :func:`lthbook.runner.run_figure` for Figures 2-5. ``raw`` holds, per ``N`` (outer

@@ -49,6 +49,17 @@ def _success_map(ax, x: np.ndarray, y: np.ndarray, rate: np.ndarray):
     return mesh
 
 
+def _success_map_figure(x: np.ndarray, y: np.ndarray, rate: np.ndarray):
+    """A new figure with the grey-level success map of ``rate`` (shape ``(len(x), len(y))``)
+    over the whole ``y`` grid and its colour bar; returns ``(fig, ax)``."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.8), constrained_layout=True)
+    mesh = _success_map(ax, x, y, rate)
+    ax.set_ylim(_edges(y)[0], _edges(y)[-1])
+    cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
+    cbar.set_label("success rate (white: all succeed, black: all fail)")
+    return fig, ax
+
+
 def _points_and_line(ax, x: np.ndarray, y: np.ndarray, x_range: tuple[float, float], point_label: str,
                      line_label: Callable[[Any], str], excluded: np.ndarray | None = None,
                      excluded_label: str = "") -> None:
@@ -77,7 +88,7 @@ def plot_fig2(results: Mapping[str, Any], *, show_radius: bool = True) -> Figure
     """Figure 2: success rate of Algorithm 1 against ``sqrt(r)`` and the relative initial distance.
 
     ``show_radius`` overlays the estimated radius per ``r`` (area under the success-rate
-    curve, :func:`lthbook.experiments.success_radius`) and its least-squares line in
+    curve, :func:`lthbook.claims.success_radius`) and its least-squares line in
     ``sqrt(r)``, the quantity Theorem 1 (Eq. 6) predicts to fall linearly.
     """
     check_result(results, "fig2")
@@ -85,10 +96,8 @@ def plot_fig2(results: Mapping[str, Any], *, show_radius: bool = True) -> Figure
     sqrt_r = np.asarray(results["axes"]["sqrt_r"], dtype=float)
     dist = np.asarray(results["axes"]["distance"], dtype=float)
     rad = success_radius(results)
-    rate = np.asarray(rad["success_rate"])
     with _style():
-        fig, ax = plt.subplots(figsize=(6.2, 4.8), constrained_layout=True)
-        mesh = _success_map(ax, sqrt_r, dist, rate)
+        fig, ax = _success_map_figure(sqrt_r, dist, np.asarray(rad["success_rate"]))
         if show_radius:
             inside = ~np.asarray(rad["censored"], dtype=bool)
             lo = sqrt_r[inside][0] if inside.any() else sqrt_r[0]
@@ -101,9 +110,6 @@ def plot_fig2(results: Mapping[str, Any], *, show_radius: bool = True) -> Figure
         ax.set_ylabel(r"relative initial distance $\|W^{(0)}-W^*\|_F/\|W^*\|_F$")
         ax.set_xticks(sqrt_r, [f"{v:.1f}" for v in sqrt_r])
         ax.set_title(f"K={s['K']}, d={s['d']}, N={s['N']} ({_scale_note(results)})", fontsize=9)
-        ax.set_ylim(_edges(dist)[0], _edges(dist)[-1])
-        cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
-        cbar.set_label("success rate (white: all succeed, black: all fail)")
     return fig
 
 
@@ -157,7 +163,7 @@ def plot_fig4(results: Mapping[str, Any], *, show_threshold: bool = True) -> Fig
     """Figure 4: success rate over the student width ``r`` (x) and the sample size ``N`` (y).
 
     ``show_threshold`` overlays ``N_50(r)`` (the interpolated ``N`` at which half the runs
-    succeed, :func:`lthbook.experiments.sample_threshold`) and its least-squares line, the
+    succeed, :func:`lthbook.claims.sample_threshold`) and its least-squares line, the
     linear sample complexity of Eq. (8).
     """
     check_result(results, "fig4")
@@ -165,10 +171,8 @@ def plot_fig4(results: Mapping[str, Any], *, show_threshold: bool = True) -> Fig
     r = np.asarray(results["axes"]["r"], dtype=float)
     N = np.asarray(results["axes"]["N"], dtype=float)
     th = sample_threshold(results)
-    rate = np.asarray(th["success_rate"])
     with _style():
-        fig, ax = plt.subplots(figsize=(6.2, 4.8), constrained_layout=True)
-        mesh = _success_map(ax, r, N, rate)
+        fig, ax = _success_map_figure(r, N, np.asarray(th["success_rate"]))
         if show_threshold:
             ok = np.array([st == "ok" for st in th["status"]])
             _points_and_line(ax, r[ok], np.asarray(th["N50"])[ok], (r[0], r[-1]), r"$N_{50}(r)$ (half the runs succeed)",
@@ -179,9 +183,6 @@ def plot_fig4(results: Mapping[str, Any], *, show_threshold: bool = True) -> Fig
         ax.set_ylabel("number of samples $N$")
         ax.set_title(f"K={s['K']}, d={s['d']}, W(0) at distance {s['distance']:g} ({_scale_note(results)})",
                      fontsize=9)
-        ax.set_ylim(_edges(N)[0], _edges(N)[-1])
-        cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
-        cbar.set_label("success rate (white: all succeed, black: all fail)")
     return fig
 
 

@@ -73,7 +73,7 @@ def test_install_cell_installs_from_the_repository():
     assert '"myst_nb": "myst-nb"' in cell.source
     assert "myst_nb" not in lthbook_notebooks.install_cell("import numpy", url, branch).source
     assert "lthbook.mnist" not in cell.source
-    assert '"lthbook.mnist", "fetch"' in lthbook_notebooks.install_cell('run_imp_figure("fig7")', url, branch).source
+    assert '"lthbook.mnist", "fetch"' in lthbook_notebooks.install_cell('run_figure("fig7")', url, branch).source
     compile(cell.source, "install-cell", "exec")
 
 

@@ -87,8 +87,9 @@ def resolve_device(device: str | torch.device | None, name: str = "device") -> t
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"{name} must be 'cpu' or 'cuda[:index]', got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
+        use = spelled("cpu") if name.startswith("-") else "'cpu'"
         raise ValueError(f"{spelled(device)} was requested but CUDA is not available on this machine "
-                         f"(no GPU, or a torch build without CUDA); use {spelled('cpu') if name.startswith('-') else repr('cpu')}")
+                         f"(no GPU, or a torch build without CUDA); use {use}")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ValueError(f"{spelled(device)} was requested but this machine has {torch.cuda.device_count()} "
                          f"CUDA device(s) (indices 0..{torch.cuda.device_count() - 1})")

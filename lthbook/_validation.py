@@ -10,6 +10,7 @@ parameter.
 from __future__ import annotations
 
 import math
+import os
 from numbers import Integral, Real
 from typing import Any, Mapping
 
@@ -119,22 +120,91 @@ def check_result(results: Any, name: str) -> Mapping[str, Any]:
     return results
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
+def resolve_device(device: str | torch.device | None, name: str = "device") -> torch.device:
     """Turn ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``None`` (= cpu) into a device.
 
-    Asking for CUDA on a machine without it is an error, never a silent fallback.
+    Asking for CUDA on a machine without it is an error, never a silent fallback. The
+    message quotes the request as the caller wrote it, under ``name``: the parameter
+    (``device 'cuda' was requested ...``) or, for a command line, the flag
+    (``name="--device"``: ``--device cuda was requested ...; use --device cpu``).
     """
+    def spelled(value: object) -> str:  # "--device cuda" for a flag, "device 'cuda'" for a parameter
+        text = value if isinstance(value, str) else str(value)
+        return f"{name} {text}" if name.startswith("-") else f"{name} {text!r}"
+
     if device is None:
         return torch.device("cpu")
     try:
         dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'cpu' or 'cuda[:index]', got {device!r}") from exc
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be 'cpu' or 'cuda[:index]', got {device!r}") from exc
     if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda[:index]', got {device!r}")
+        raise ValueError(f"{name} must be 'cpu' or 'cuda[:index]', got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available here; use device='cpu'")
+        use = spelled("cpu") if name.startswith("-") else "'cpu'"
+        raise ValueError(f"{spelled(device)} was requested but CUDA is not available on this machine "
+                         f"(no GPU, or a torch build without CUDA); use {use}")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"{spelled(device)} was requested but this machine has {torch.cuda.device_count()} "
+                         f"CUDA device(s) (indices 0..{torch.cuda.device_count() - 1})")
     return dev
+
+
+def available_memory() -> tuple[int, str] | None:
+    """``(bytes, where)``: the memory this process can still allocate, and where that number
+    comes from -- the smallest of ``MemAvailable`` in ``/proc/meminfo`` (or the free pages of
+    :func:`os.sysconf` elsewhere) and the room left under a cgroup memory limit (containers).
+    ``None`` when the system says nothing."""
+    found: list[tuple[int, str]] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    found.append((int(line.split()[1]) * 1024, "MemAvailable in /proc/meminfo"))
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if not found:
+        try:
+            pages, size = os.sysconf("SC_AVPHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+            if pages > 0 and size > 0:
+                found.append((pages * size, "free physical pages (os.sysconf)"))
+        except (AttributeError, OSError, ValueError):
+            pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file, encoding="ascii") as handle:
+                limit = handle.read().strip()
+            with open(usage_file, encoding="ascii") as handle:
+                usage = int(handle.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:  # "max" or a huge number: no limit
+            found.append((max(int(limit) - usage, 0), f"the container's memory limit ({limit_file})"))
+        break
+    return min(found) if found else None
+
+
+def _gib(nbytes: int) -> str:
+    return f"{nbytes / 2**30:,.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:,.1f} MiB"
+
+
+#: Below this size (bytes) :func:`check_memory` does not look up the free memory at all.
+MEMORY_CHECK_FLOOR = 256 * 2**20
+
+
+def check_memory(what: str, nbytes: int, hint: str = "") -> None:
+    """Raise a ``ValueError`` before allocating when ``what`` needs ``nbytes`` bytes (a Python
+    int, computed without overflow) and more than the :func:`available_memory` is free,
+    instead of being killed by the operating system's out-of-memory killer."""
+    if nbytes < MEMORY_CHECK_FLOOR:
+        return
+    free = available_memory()
+    if free is not None and nbytes > free[0]:
+        raise ValueError(f"{what} would need about {_gib(nbytes)} of memory, but only {_gib(free[0])} is available "
+                         f"({free[1]}){'; ' + hint if hint else ''}")
 
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}

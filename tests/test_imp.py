@@ -219,3 +219,31 @@ def test_remaining_helpers():
     assert levels_to_reach(0.2, 0.2) == 8  # 0.8^8 = 0.168 <= 0.2 < 0.8^7
     with pytest.raises(ValueError, match="target"):
         levels_to_reach(0.0)
+
+
+def test_train_regression_does_not_depend_on_the_thread_count():
+    """Figure 6 differed at ~1e-5 between --threads 1 and 2: with 2 threads the weight
+    gradient (a sum over N) was reduced in another order. train_regression now trains on one
+    thread whatever the caller's setting, and restores that setting afterwards."""
+    gen = torch.Generator().manual_seed(3)
+    X = torch.randn(1000, 100, generator=gen)
+    y = torch.relu(X[:, :20] @ torch.randn(20, 5, generator=gen)).mean(dim=1)
+    results = {}
+    previous = torch.get_num_threads()
+    try:
+        for outer in (1, 2):
+            torch.set_num_threads(outer)
+            torch.manual_seed(0)
+            model = OneHiddenLayerStudent(100, 5)
+            out = train_regression(model, X, y, X, y, steps=30)
+            assert torch.get_num_threads() == outer  # restored
+            results[outer] = (model.hidden.weight.detach().clone(), out["test_error"])
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(results[1][0], results[2][0]) and results[1][1] == results[2][1]
+    with pytest.raises(ValueError, match="threads"):
+        train_regression(OneHiddenLayerStudent(100, 5), X, y, X, y, steps=1, threads=0)
+    from lthbook.training import torch_threads
+
+    with torch_threads(None):
+        assert torch.get_num_threads() == previous

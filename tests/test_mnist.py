@@ -132,3 +132,37 @@ def test_network_sizes_and_shapes():
     assert isinstance(student, OneHiddenLayerStudent) and student(torch.zeros(4, 7)).shape == (4,)
     with pytest.raises(ValueError, match="network must be one of"):
         build_network("resnet")
+
+
+def test_idx_header_with_overflowing_dimensions_gives_a_clear_error():
+    # four dimensions of 2**32 - 1: their product overflowed int64 ("expected -8589934591 bytes")
+    data = bytes([0, 0, 0x08, 4]) + (2**32 - 1).to_bytes(4, "big") * 4 + b"\x00" * 10
+    with pytest.raises(MnistDataError) as info:
+        parse_idx(data, "bad.idx")
+    message = str(info.value)
+    assert str((2**32 - 1) ** 4) in message and "holds 10 bytes" in message and "-" not in message.split(".")[0]
+    assert "bad.idx" in message
+
+
+def test_mistyped_data_dir_variable_is_an_error_naming_it(tmp_path, monkeypatch):
+    missing = tmp_path / "typo"
+    monkeypatch.setenv(mnist.DATA_ENV_VAR, str(missing))
+    for call in (load_mnist, mnist.find_source, mnist.candidate_dirs):
+        with pytest.raises(MnistDataError, match=r"\$LTHBOOK_DATA_DIR=.*typo.* does not exist"):
+            call()
+    # a file in its place is also refused
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setenv(mnist.DATA_ENV_VAR, str(tmp_path / "file"))
+    with pytest.raises(MnistDataError, match="LTHBOOK_DATA_DIR.*a file, not a folder"):
+        load_mnist()
+    # an explicit data_dir does not read the variable; an existing folder is searched first
+    with pytest.raises(MnistDataError, match="MNIST not found in"):
+        load_mnist(tmp_path / "empty")
+    monkeypatch.setenv(mnist.DATA_ENV_VAR, str(tmp_path))
+    assert mnist.candidate_dirs()[0] == tmp_path
+
+
+def test_check_command_reports_a_mistyped_data_dir_variable(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(mnist.DATA_ENV_VAR, str(tmp_path / "typo"))
+    assert mnist.main(["check"]) == 1
+    assert "LTHBOOK_DATA_DIR" in capsys.readouterr().err

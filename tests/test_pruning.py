@@ -46,3 +46,12 @@ def test_train_and_prune_succeeds_with_enough_samples_and_fails_with_too_few():
         exact_bad.append(out_bad.exact)
     assert all(exact_good)
     assert sum(exact_bad) <= 1
+
+
+def test_magnitude_mask_refuses_nan_weights():
+    """A NaN weight was kept or dropped depending on where argsort put it (NaN sorts last)."""
+    W = np.array([[0.5, np.nan], [0.05, -2.0], [0.3, 0.0]])
+    with pytest.raises(ValueError, match=r"W_tilde must contain only finite weights.*\(0, 1\)"):
+        magnitude_mask(W, 0.5)
+    with pytest.raises(ValueError, match="W_tilde"):
+        magnitude_mask(np.where(np.isnan(W), np.inf, W), 0.5)

@@ -308,3 +308,64 @@ def test_with_supports_keeps_data_and_recomputes_wstar():
         with_supports(p, missing)
     with pytest.raises(ValueError, match="K=3"):
         with_supports(p, dense_supports(2, 12))
+
+
+def _fields(p):
+    return dict(X=p.X, y=p.y, y_clean=p.y_clean, teacher=p.teacher, supports=p.supports, W_star=p.W_star,
+                sigma=p.sigma)
+
+
+@pytest.mark.parametrize("change, name", [
+    (lambda f: {**f, "X": np.where(np.arange(f["X"].size).reshape(f["X"].shape) == 7, np.nan, f["X"])}, "X"),
+    (lambda f: {**f, "X": f["X"] * np.inf}, "X"),
+    (lambda f: {**f, "y": f["y"][:-1]}, "y"),  # was a torch RuntimeError deep inside AGD
+    (lambda f: {**f, "y": np.full_like(f["y"], np.nan)}, "y"),
+    (lambda f: {**f, "y_clean": f["y_clean"][:, None]}, "y_clean"),
+    (lambda f: {**f, "X": f["X"][:, :-1]}, "X"),
+    (lambda f: {**f, "X": f["X"][0]}, "X"),
+    (lambda f: {**f, "W_star": f["W_star"][:-1]}, "W_star"),
+    (lambda f: {**f, "W_star": f["W_star"] + np.nan}, "W_star"),
+    (lambda f: {**f, "supports": f["supports"][:-1]}, "supports"),
+    (lambda f: {**f, "supports": f["supports"] + 1000}, "supports"),
+    (lambda f: {**f, "sigma": -1.0}, "sigma"),
+    (lambda f: {**f, "sigma": float("nan")}, "sigma"),
+    (lambda f: {**f, "teacher": "teacher"}, "teacher"),
+    (lambda f: {**f, "X": [["a"]]}, "X"),
+])
+def test_problem_built_directly_is_validated(change, name):
+    """Problem(...) skipped make_problem's checks: a NaN X was reported as "diverged" later."""
+    good = make_problem(K=3, d=12, r_star=2, r=4, N=30, noise_level=0.1, seed=0)
+    Problem(**_fields(good))  # the same fields pass
+    with pytest.raises(ValueError, match=name):
+        Problem(**change(_fields(good)))
+
+
+def test_problem_validation_keeps_make_problem_bitwise_and_converts_lists():
+    p = make_problem(K=3, d=12, r_star=2, r=4, N=30, noise_level=0.1, seed=5)
+    q = Problem(**_fields(p))
+    for name in ("X", "y", "y_clean", "W_star"):
+        assert getattr(q, name) is getattr(p, name)  # float64 arrays are not copied
+    lists = Problem(**{**_fields(p), "X": p.X.tolist(), "y": p.y.astype(np.float32)})
+    assert lists.X.dtype == np.float64 and np.array_equal(lists.X, p.X) and lists.y.dtype == np.float64
+
+
+def test_make_problem_refuses_sizes_beyond_the_memory(monkeypatch):
+    """make_problem(d=10**9) was killed by the out-of-memory killer instead of refusing."""
+    from lthbook import _validation
+    from lthbook.teacher import make_problem_from_teacher, problem_memory_bytes
+
+    assert problem_memory_bytes(5, 10**9, 20, 50, 300) >= 300 * 10**9 * 8  # Python ints: no overflow
+    if _validation.available_memory() is not None:  # the real check, with the real free memory
+        with pytest.raises(ValueError, match=r"make_problem\(K=5, d=1000000000.*would need about .* GiB of memory, "
+                                             r"but only .* is available"):
+            make_problem(K=5, d=10**9, r_star=20, r=50, N=300, seed=0)
+        with pytest.raises(ValueError, match=r"N=1000000000000"):
+            make_problem(K=5, d=100, r_star=20, r=50, N=10**12, seed=0)
+    monkeypatch.setattr(_validation, "available_memory", lambda: (300 * 2**20, "a test"))
+    with pytest.raises(ValueError, match=r"would need about 385.7 MiB of memory, but only 300.0 MiB is available "
+                                         r"\(a test\); X alone is N\*d\*8 = 400000000 bytes; reduce N or d"):
+        make_problem(K=2, d=1000, r_star=2, r=2, N=50000, seed=0)
+    teacher = sample_teacher(2, 1000, 2, seed=0)
+    with pytest.raises(ValueError, match=r"make_problem_from_teacher\(K=2, d=1000"):
+        make_problem_from_teacher(teacher, r=2, N=50000, seed=0)
+    assert make_problem(K=2, d=10, r_star=2, r=2, N=50, seed=0).N == 50  # small problems never look it up

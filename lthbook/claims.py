@@ -30,7 +30,7 @@ def _require(condition: bool, message: str) -> None:
 
 def success_radius(results: Mapping[str, Any], level: float = 0.5) -> dict[str, Any]:
     """Figure 2's radius per ``r``: the relative initial distance at which the success
-    rate falls through ``level`` (:func:`crossing`), and the area under the
+    rate falls through ``level`` (:func:`lthbook.stats.crossing`), and the area under the
     success-rate curve (``int_0^max s(lambda) d lambda`` with ``s(0) = 1``, trapezoids),
     an estimate of the same radius that uses every grid point.
 
@@ -144,7 +144,7 @@ def check_fig3(results: Mapping[str, Any], min_r2: float = 0.8, min_spearman: fl
 
 def sample_threshold(results: Mapping[str, Any], level: float = 0.5) -> dict[str, Any]:
     """Figure 4's ``N_50(r)``: the sample size at which the success rate first reaches
-    ``level``, by linear interpolation along ``N`` (:func:`crossing`)."""
+    ``level``, by linear interpolation along ``N`` (:func:`lthbook.stats.crossing`)."""
     check_result(results, "fig4")
     N = np.asarray(results["axes"]["N"], dtype=float)
     rate = np.asarray(results["raw"]["success"], dtype=float) / np.asarray(results["raw"]["trials"], dtype=float)

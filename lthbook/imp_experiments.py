@@ -357,7 +357,9 @@ class Fig7(ImpFigure):
         return _assemble_fig7(payloads)
 
 
+#: Figure 6: IMP on the synthetic teacher.
 FIG6 = Fig6()
+#: Figure 7: IMP on MNIST.
 FIG7 = Fig7()
 
 __all__ = ["ImpFigure", "FIG6", "FIG7", "pack_masks", "unpack_masks"]

@@ -7,7 +7,7 @@ shows in its plots, and the ``ci``/``book`` reductions, are our choices and are
 named in the comments. The validators (:func:`validate_agd_settings`,
 :func:`validate_fig6_settings`, :func:`validate_fig7_settings`) check a preset after
 overrides and return a normalised copy; errors name the parameter and its range
-(``TypeError`` for a wrong type, ``ValueError`` for a bad value, :mod:`lthbook._validation`).
+(``TypeError`` for a wrong type, ``ValueError`` for a bad value; ``lthbook._validation``).
 
 Symbols: ``K`` hidden neurons, ``d`` input dimension, ``r`` (student) and ``r*``
 (teacher) inputs per neuron, ``N`` samples, ``eta`` step size, ``beta`` momentum.

@@ -47,6 +47,9 @@ def pick(options: Mapping[str, T], scale: str | None = None) -> T:
 
 
 SEED_ENV_VAR = "LTHBOOK_SEED"
+#: Largest base seed every figure accepts: Figure 7 seeds torch with ``seed * 1000 + level``,
+#: which must stay below 2**63 (``torch.manual_seed`` overflows above about 1.8e16).
+MAX_SEED = 2**48 - 1
 
 
 def get_seed(seed: int | None = None) -> int:
@@ -63,6 +66,6 @@ def get_seed(seed: int | None = None) -> int:
             seed = int(raw)
         except ValueError:
             raise ValueError(f"{source} must be a non-negative integer; got {raw!r}") from None
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"{source} must be a non-negative integer; got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{source} must be an integer in [0, {MAX_SEED}] (2**48 - 1); got {seed!r}")
     return seed

@@ -169,7 +169,7 @@ def _decimate(iters: np.ndarray, values: np.ndarray, max_points: int = 400) -> t
 def compute_fig3_cell(config: Mapping[str, Any], device: str = "cpu", threads: int | None = None
                       ) -> dict[str, Any]:
     """Figure 3, one ``r``, one algorithm (``beta``) and one chunk of trials: the relative
-    error at every iteration and the fitted rate ``nu`` (:func:`fit_rate`) per run. Each
+    error at every iteration and the fitted rate ``nu`` (:func:`lthbook.stats.fit_rate`) per run. Each
     trial (data set) is run from ``inits`` initial points; per-run lists are ordered
     trial-major. The AGD and GD cells of the same ``r`` and chunk share teachers, data and
     ``W(0)``."""
@@ -389,9 +389,13 @@ class AgdFigure:
         return {"eta": eta, "axes": axes, "raw": raw}
 
 
+#: Figure 2: success against the initial distance and ``sqrt(r)`` (Theorem 1).
 FIG2 = AgdFigure(fig2_cells, compute_fig2_cell, _assemble_fig2, exits={"early_exit": True})
+#: Figure 3: convergence rate ``nu`` of AGD and GD against ``r`` (Theorem 2).
 FIG3 = AgdFigure(fig3_cells, compute_fig3_cell, _assemble_fig3)
+#: Figure 4: success against the sample size ``N`` and ``r`` (Eq. 8).
 FIG4 = AgdFigure(fig4_cells, compute_fig4_cell, _assemble_fig4, shape_keys=("r", "N"), exits={"early_exit": True})
+#: Figure 5: final error against ``sqrt(r)`` per noise level (Eq. 9).
 FIG5 = AgdFigure(fig5_cells, compute_fig5_cell, _assemble_fig5, exits={"plateau_exit": 1e-3})
 
 __all__ = ["AgdFigure", "FIG2", "FIG3", "FIG4", "FIG5", "fig2_cells", "fig3_cells", "fig4_cells", "fig5_cells",

@@ -27,7 +27,7 @@ layers below it (``tests/test_layout.py`` checks this and that there is no cycle
 2. experiments, claims and plots -- ``presets`` (every figure's settings per scale and
    their validation), ``synthetic_experiments`` (cells and assembly of Figures 2-5),
    ``imp_experiments`` (the IMP runs of Figures 6-7), ``claims`` (every claim check and
-   ``ClaimError``), and the plot modules ``problem_plots`` (§1-§2), ``geometry_plots``
+   ``ClaimError``), ``laws`` (the paper's laws fitted with bootstrap intervals and verdicts), and the plot modules ``problem_plots`` (§1-§2), ``geometry_plots``
    (§3), ``convergence_plots`` (§4), ``synthetic_plots`` (Figures 2-5), ``imp_plots``
    (Figures 6-7);
 3. ``registry`` -- one record per figure: presets, experiment, check, plot, title;

@@ -11,7 +11,7 @@ Every figure goes through :func:`lthbook.runner.run_figure` and its record in
 
 For each figure it writes ``DIR/<fig>.json`` (the dictionary of
 :func:`lthbook.runner.run_figure`, with the claim check's outcome added under
-``"check"``) and ``DIR/<fig>.png`` / ``DIR/<fig>.pdf``. Finished cells are cached
+``"check"`` and the measured laws, :mod:`lthbook.laws`, under ``"claims"``) and ``DIR/<fig>.png`` / ``DIR/<fig>.pdf``. Finished cells are cached
 (``--cache-dir``, default ``$LTHBOOK_CACHE_DIR`` or ``~/.cache/lthbook``), so an
 interrupted run picks up where it stopped. ``--set KEY=VALUE`` replaces one setting
 of the preset (``VALUE`` is JSON, e.g. ``--set trials=20 --set 'r_values=[20,30]'``);
@@ -238,6 +238,7 @@ def finish(figure: str, results: dict, json_path: Path) -> bool:
     from .style import save_figure
 
     spec = registry.get(figure)
+    results["claims"] = [] if spec.measure is None else spec.measure(results)
     try:
         fitted = spec.check(results)
         results["check"] = {"passed": True, "message": "", "fitted": fitted}
@@ -252,6 +253,10 @@ def finish(figure: str, results: dict, json_path: Path) -> bool:
     paths = save_figure(fig, json_path.with_suffix(""))
     plt.close(fig)
     status = "PASSED" if results["check"]["passed"] else f"FAILED: {results['check']['message']}"
+    for c in results["claims"]:
+        measured = "n/a" if c["measured"] is None else f"{c['measured']:.3g}"
+        ci = "" if None in c["ci95"] else f" [{c['ci95'][0]:.3g}, {c['ci95'][1]:.3g}]"
+        print(f"  {c['id']}: {c['verdict']} (measured {measured}{ci}, paper {c['paper_value']})")
     print(f"{figure} ({results['scale']}, seed {results['seed']}, {results.get('device', 'cpu')}): "
           f"{results['wall_time_s']:.1f} s "
           f"({results['cells_from_cache']}/{results['cells']} cells from cache); claim check {status}; "

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from matplotlib.figure import Figure
 
-from . import claims, imp_experiments, imp_plots, presets, synthetic_experiments, synthetic_plots
+from . import claims, imp_experiments, imp_plots, laws, presets, synthetic_experiments, synthetic_plots
 from .cells import Experiment
 from .scales import get_scale
 
@@ -27,7 +27,8 @@ class FigureSpec:
     ``section`` is the paper's section, ``presets`` maps each scale to its settings,
     ``validate`` normalises a settings dictionary (raising ``TypeError``/``ValueError``
     naming the parameter), ``experiment`` computes and assembles the cells, ``check``
-    asserts the claim on the assembled result, ``plot`` draws it. ``default_threads`` is
+    asserts the claim on the assembled result, ``plot`` draws it, ``measure`` fits the paper's
+    laws with intervals and verdicts (:mod:`lthbook.laws`). ``default_threads`` is
     the torch CPU thread count used when the caller gives none (``None``: chosen per cell
     by :func:`lthbook.agd.run_agd`), ``needs_mnist`` says whether the figure reads MNIST,
     ``seconds`` the measured run time per scale from an empty cache (``None``: not measured).
@@ -42,6 +43,7 @@ class FigureSpec:
     experiment: Experiment
     check: Callable[[Mapping[str, Any]], dict[str, Any]]
     plot: Callable[[Mapping[str, Any]], Figure]
+    measure: Callable[[Mapping[str, Any]], list[dict[str, Any]]] | None = None
     default_threads: int | None = None
     needs_mnist: bool = False
     seconds: Mapping[str, float | None] | None = None
@@ -85,31 +87,31 @@ _SPECS = (
     FigureSpec("fig2", "5.1", "Figure 2: success rate of Algorithm 1 against sqrt(r) and the initial distance",
                "the radius of the region from which Algorithm 1 succeeds is linear in -sqrt(r) (Theorem 1, Eq. 6)",
                presets.PRESETS["fig2"], presets.validate_agd_settings, synthetic_experiments.FIG2,
-               claims.check_fig2, synthetic_plots.plot_fig2, seconds=_SECONDS["fig2"]),
+               claims.check_fig2, synthetic_plots.plot_fig2, seconds=_SECONDS["fig2"], measure=laws.measure_fig2),
     FigureSpec("fig3", "5.1", "Figure 3: convergence rate of AGD and GD when r changes",
                "the convergence rate nu grows with r, almost linearly in sqrt(r), and AGD (beta=0.2) has a smaller "
                "nu than GD (beta=0) for every r (Theorem 2)",
                presets.PRESETS["fig3"], presets.validate_agd_settings, synthetic_experiments.FIG3,
-               claims.check_fig3, synthetic_plots.plot_fig3, seconds=_SECONDS["fig3"]),
+               claims.check_fig3, synthetic_plots.plot_fig3, seconds=_SECONDS["fig3"], measure=laws.measure_fig3),
     FigureSpec("fig4", "5.1", "Figure 4: success rate against the sample size N and r (sample complexity)",
                "the number of samples needed for success is linear in r (Eq. 8)",
                presets.PRESETS["fig4"], presets.validate_agd_settings, synthetic_experiments.FIG4,
-               claims.check_fig4, synthetic_plots.plot_fig4, seconds=_SECONDS["fig4"]),
+               claims.check_fig4, synthetic_plots.plot_fig4, seconds=_SECONDS["fig4"], measure=laws.measure_fig4),
     FigureSpec("fig5", "5.1", "Figure 5: relative error against sqrt(r) at several noise levels",
                "the final relative error is linear in sqrt(r) and proportional to the noise level (Eq. 9)",
                presets.PRESETS["fig5"], presets.validate_agd_settings, synthetic_experiments.FIG5,
-               claims.check_fig5, synthetic_plots.plot_fig5, seconds=_SECONDS["fig5"]),
+               claims.check_fig5, synthetic_plots.plot_fig5, seconds=_SECONDS["fig5"], measure=laws.measure_fig5),
     FigureSpec("fig6", "5.2", "Figure 6: IMP on synthetic data, test error against the remaining weights",
                "for N large enough the test error falls as IMP prunes towards the teacher's r*/d = 20 % and rises "
                "sharply below it; the smallest N is bad throughout; a larger N is better at every level",
                presets.PRESETS["fig6"], presets.validate_fig6_settings, imp_experiments.FIG6,
-               claims.check_fig6, imp_plots.plot_fig6, default_threads=1, seconds=_SECONDS["fig6"]),
+               claims.check_fig6, imp_plots.plot_fig6, default_threads=1, seconds=_SECONDS["fig6"], measure=laws.measure_fig6),
     FigureSpec("fig7", "5.2", "Figure 7: IMP on MNIST, test accuracy against the remaining weights",
                "the test accuracy holds or rises under moderate pruning and drops when the network is over-pruned; "
                "more data is better",
                presets.PRESETS["fig7"], presets.validate_fig7_settings, imp_experiments.FIG7,
                claims.check_fig7, imp_plots.plot_fig7, default_threads=1, needs_mnist=True,
-               seconds=_SECONDS["fig7"]),
+               seconds=_SECONDS["fig7"], measure=laws.measure_fig7),
 )
 
 #: Every figure, by name, in the paper's order.

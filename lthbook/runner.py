@@ -170,9 +170,20 @@ def _spec_of(results: Any) -> registry.FigureSpec:
     return registry.get(results.get("figure"))
 
 
+def measure_figure(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The paper's laws measured on ``results``: claim records with a 95 % interval and a
+    verdict (:mod:`lthbook.laws`)."""
+    spec = _spec_of(results)
+    return [] if spec.measure is None else spec.measure(results)
+
+
 def check_figure(results: Mapping[str, Any]) -> dict[str, Any]:
-    """Run the claim check of the figure that ``results`` holds (:mod:`lthbook.claims`)."""
-    return _spec_of(results).check(results)
+    """Run the claim check of the figure that ``results`` holds (:mod:`lthbook.claims`): it
+    asserts the effects every scale must show and returns the fitted numbers, with the
+    measured laws (:func:`measure_figure`) under ``"claims"``."""
+    spec = _spec_of(results)
+    fitted = spec.check(results)
+    return {**fitted, "claims": measure_figure(results)}
 
 
 def plot_figure(results: Mapping[str, Any]) -> Figure:
@@ -222,5 +233,5 @@ def plot_reference(name: str, directory: str | Path | None = None) -> Figure:
     return fig
 
 
-__all__ = ["run_figure", "check_figure", "plot_figure", "load_reference", "plot_reference", "REFERENCE_DIR",
+__all__ = ["run_figure", "check_figure", "measure_figure", "plot_figure", "load_reference", "plot_reference", "REFERENCE_DIR",
            "library_versions"]

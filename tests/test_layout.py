@@ -20,7 +20,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["__init__", "_validation", "scales", "cache", "stats", "style", "cells"], 0),
     **dict.fromkeys(["teacher", "risk", "agd", "tensor_init", "geometry", "pruning", "convergence", "networks",
                      "training", "imp", "mnist", "paper_code"], 1),
-    **dict.fromkeys(["presets", "synthetic_experiments", "imp_experiments", "claims", "problem_plots",
+    **dict.fromkeys(["presets", "synthetic_experiments", "imp_experiments", "claims", "laws", "problem_plots",
                      "geometry_plots", "convergence_plots", "synthetic_plots", "imp_plots"], 2),
     "registry": 3,
     "runner": 4,

@@ -1,0 +1,185 @@
+"""Tests of lthbook.laws: the fits, the bootstrap, the verdict rules, and a null test for every
+claim: fabricated results that follow the paper's law get "reproduced", fabricated results
+with the wrong law (flat, reversed, the wrong exponent) must not."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from lthbook import laws
+from lthbook.runner import check_figure, measure_figure
+
+RNG = np.random.default_rng(0)
+
+
+def verdict(records, claim_id):
+    (rec,) = [r for r in records if r["id"] == claim_id]
+    assert rec["verdict"] in laws.VERDICTS
+    if rec["measured"] is not None and None not in rec["ci95"]:
+        assert rec["ci95"][0] <= rec["measured"] <= rec["ci95"][1]
+    return rec["verdict"]
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+@pytest.mark.parametrize("alpha", [0.3, 0.5, 1.0, 2.0])
+def test_offset_power_fit_recovers_the_exponent(alpha):
+    x = np.linspace(10, 500, 9)
+    fitted, a, b = laws.offset_power_fit(x, 3.0 - 0.2 * x**alpha)
+    assert fitted == pytest.approx(alpha, abs=0.011) and a == pytest.approx(3.0, rel=1e-2)
+
+
+def test_offset_power_fit_needs_three_points():
+    assert math.isnan(laws.offset_power_fit([1, 2], [1, 2])[0])
+
+
+def test_bootstrap_interval_covers_the_truth_and_shrinks_with_trials():
+    data = [RNG.normal(1.0, 1.0, 400), RNG.normal(2.0, 1.0, 400)]
+    point, (lo, hi) = laws.stratified_bootstrap(lambda idx: data[1][idx[1]].mean() - data[0][idx[0]].mean(),
+                                                [400, 400])
+    assert lo < 1.0 < hi and hi - lo < 0.4 and lo <= point <= hi
+    _, (lo_small, hi_small) = laws.stratified_bootstrap(lambda idx: data[0][:20][idx[0]].mean(), [20])
+    assert hi_small - lo_small > hi - lo
+
+
+def test_verdict_rules():
+    assert laws.verdict_equal([0.45, 0.55], 0.5, 0.1) == "reproduced"
+    assert laws.verdict_equal([0.8, 0.9], 0.5, 0.1) == "not reproduced"
+    assert laws.verdict_equal([0.0, 2.0], 0.5, 0.1) == "inconclusive"
+    assert laws.verdict_positive([0.01, 0.2]) == "reproduced"
+    assert laws.verdict_positive([-0.2, -0.01]) == "not reproduced"
+    assert laws.verdict_positive([-0.1, 0.1]) == "inconclusive"
+
+
+# --------------------------------------------------------------------------- fabricated results
+
+
+def fake_fig2(radius, r=(100, 150, 200, 250, 300, 350, 400, 450, 500), trials=60):
+    """Each trial succeeds from every distance below its own radius (the law plus trial noise)."""
+    dist = np.round(np.geomspace(0.1, 12, 24), 4)
+    err = []
+    for rv in r:
+        rad = radius(rv) * np.exp(RNG.normal(0, 0.05, trials))
+        err.append(np.where(dist[None, :] < rad[:, None], 1e-9, 0.5).tolist())
+    return {"figure": "fig2", "settings": {"success_tol": 1e-4}, "axes": {"r": list(r), "distance": dist.tolist()},
+            "raw": {"rel_error": err}}
+
+
+def fake_fig3(nu_agd, nu_gd, r=(10, 30, 60, 100, 150, 200, 250, 300), trials=10, K=5, beta=0.2):
+    def draw(f):
+        return [(f(rv) + RNG.normal(0, 2e-4, trials)).tolist() for rv in r]
+
+    return {"figure": "fig3", "settings": {"inits": 1, "K": K, "betas": [beta, 0.0]}, "axes": {"r": list(r)},
+            "raw": {"nu": {"AGD": draw(nu_agd), "GD": draw(nu_gd)}}}
+
+
+def fake_fig4(n50, r=(5, 10, 15, 20, 25, 30, 35, 40), trials=40):
+    N = np.arange(10, 1001, 10)
+    err = [[np.where(RNG.random(trials) < 1 / (1 + np.exp(-(n - n50(rv)) / (0.08 * n50(rv)))), 1e-9, 0.5).tolist()
+            for n in N] for rv in r]
+    return {"figure": "fig4", "settings": {"success_tol": 1e-4, "K": 5}, "axes": {"r": list(r), "N": N.tolist()},
+            "raw": {"rel_error": err}}
+
+
+def fake_fig5(error, r=(5, 10, 20, 30, 40, 50), levels=(0.01, 0.05, 0.1, 0.2), trials=30):
+    err = [[(error(rv, lev) * np.exp(RNG.normal(0, 0.05, trials))).tolist() for rv in r] for lev in levels]
+    return {"figure": "fig5", "axes": {"r": list(r), "noise_levels": list(levels)}, "raw": {"rel_error": err}}
+
+
+def fake_fig6(best_level, levels=20, trials=6):
+    rem = (0.8 ** np.arange(levels)).tolist()
+    curve = 0.01 + 0.1 * (np.arange(levels) - best_level) ** 2
+    errs = [[(curve * np.exp(RNG.normal(0, 0.02, levels))).tolist() for _ in range(trials)] for _ in range(2)]
+    return {"figure": "fig6", "settings": {"r_star": 20, "d": 100}, "axes": {"remaining": rem},
+            "raw": {"test_error": errs}}
+
+
+def fake_fig7(gain, runs=4, levels=8):
+    acc = []
+    for _ in range(runs):
+        dense = 0.9 + RNG.normal(0, 0.002)
+        row = [dense] + [dense + gain + RNG.normal(0, 0.002) - 0.02 * (k > 5) for k in range(1, levels)]
+        acc.append(row)
+    return {"figure": "fig7", "raw": {"best_test_accuracy": acc}}
+
+
+# --------------------------------------------------------------------------- null tests, one per claim
+
+
+def test_fig2_radius_law_and_its_nulls():
+    assert verdict(laws.measure_fig2(fake_fig2(lambda r: 9.0 - 0.35 * math.sqrt(r))),
+                   "fig2-radius-exponent") == "reproduced"
+    assert verdict(laws.measure_fig2(fake_fig2(lambda r: 9.0 - 0.014 * r)),
+                   "fig2-radius-exponent") == "not reproduced"  # linear in -r
+    assert verdict(laws.measure_fig2(fake_fig2(lambda r: 300.0 / r)), "fig2-radius-exponent") != "reproduced"
+    assert verdict(laws.measure_fig2(fake_fig2(lambda r: 5.0)), "fig2-radius-exponent") != "reproduced"  # flat
+
+
+def test_fig3_rate_law_ratio_and_their_nulls():
+    good = laws.measure_fig3(fake_fig3(lambda r: 0.90 + 0.004 * math.sqrt(r),
+                                       lambda r: 1 - (1 - 0.90 - 0.004 * math.sqrt(r)) / 1.25))
+    assert verdict(good, "fig3-nu-exponent") == "reproduced"
+    assert verdict(good, "fig3-heavy-ball-step") == "reproduced"
+    assert verdict(good, "fig3-acceleration-sqrtK") == "not reproduced"
+    linear = laws.measure_fig3(fake_fig3(lambda r: 0.90 + 0.0002 * r, lambda r: 1 - (0.1 - 0.0002 * r) / math.sqrt(5)))
+    assert verdict(linear, "fig3-nu-exponent") == "not reproduced"
+    assert verdict(linear, "fig3-acceleration-sqrtK") == "reproduced"
+    assert verdict(linear, "fig3-heavy-ball-step") == "not reproduced"
+    flat = laws.measure_fig3(fake_fig3(lambda r: 0.95, lambda r: 0.96))
+    assert verdict(flat, "fig3-nu-exponent") != "reproduced"
+
+
+def test_fig4_sample_complexity_law_and_its_nulls():
+    assert verdict(laws.measure_fig4(fake_fig4(lambda r: 5.5 * r)), "fig4-n50-exponent") == "reproduced"
+    assert verdict(laws.measure_fig4(fake_fig4(lambda r: 0.5 * r**2)), "fig4-n50-exponent") == "not reproduced"
+    assert verdict(laws.measure_fig4(fake_fig4(lambda r: 120.0 + 0 * r)), "fig4-n50-exponent") == "not reproduced"
+
+
+@pytest.mark.parametrize("exponent, expected", [(0.5, "reproduced"), (1.0, "not reproduced"),
+                                                (0.1, "not reproduced"), (0.0, "not reproduced")])
+def test_fig5_error_exponent_in_r_and_its_nulls(exponent, expected):
+    records = laws.measure_fig5(fake_fig5(lambda r, lev: 0.3 * lev * r**exponent))
+    assert verdict(records, "fig5-error-exponent-r") == expected
+    assert verdict(records, "fig5-error-exponent-noise") == "reproduced"
+
+
+def test_fig5_noise_proportionality_null():
+    records = laws.measure_fig5(fake_fig5(lambda r, lev: 0.3 * math.sqrt(lev) * math.sqrt(r)))
+    assert verdict(records, "fig5-error-exponent-noise") == "not reproduced"
+
+
+def test_fig6_minimum_location_and_its_null():
+    target = 7  # 0.8**7 = 0.21, the level closest to r*/d = 0.2
+    assert verdict(laws.measure_fig6(fake_fig6(target)), "fig6-minimum-at-rstar") == "reproduced"
+    assert verdict(laws.measure_fig6(fake_fig6(0)), "fig6-minimum-at-rstar") == "not reproduced"  # best dense
+
+
+def test_fig7_pruning_gain_and_its_nulls():
+    assert verdict(laws.measure_fig7(fake_fig7(0.01)), "fig7-pruning-gain") == "reproduced"
+    assert verdict(laws.measure_fig7(fake_fig7(-0.02)), "fig7-pruning-gain") == "not reproduced"
+    assert verdict(laws.measure_fig7(fake_fig7(0.01, runs=2)), "fig7-pruning-gain") == "inconclusive"
+
+
+def test_too_few_trials_is_inconclusive_whatever_the_numbers():
+    records = laws.measure_fig5(fake_fig5(lambda r, lev: 0.3 * lev * r**0.5, trials=2))
+    assert {r["verdict"] for r in records} == {"inconclusive"}
+
+
+def test_check_figure_returns_the_claims_of_a_real_run():
+    from lthbook.runner import run_figure
+
+    res = run_figure("fig5", "ci", 0, cache=False, progress=False,
+                     overrides={"K": 2, "d": 10, "N": 100, "r_values": [2, 4, 6], "noise_levels": [0.01, 0.1],
+                                "trials": 3, "chunk": 3, "max_iter": 300})
+    claims = measure_figure(res)
+    assert [c["id"] for c in claims] == ["fig5-error-exponent-r", "fig5-error-exponent-noise"]
+    assert all(c["verdict"] in laws.VERDICTS for c in claims)
+    try:
+        fitted = check_figure(res)
+    except AssertionError:
+        return  # the tiny grid may fail the direction checks; the records above are what is tested
+    assert fitted["claims"] == claims

@@ -32,7 +32,8 @@ layers below it (``tests/test_layout.py`` checks this and that there is no cycle
    (Figures 6-7);
 3. ``registry`` -- one record per figure: presets, experiment, check, plot, title;
 4. ``runner`` -- ``run_figure``, ``check_figure``, ``plot_figure``, the committed references;
-5. entry points -- ``timing`` (run-time estimates for ``bench/``), ``__main__`` (the
+5. entry points -- ``timing`` (run-time estimates for ``bench/``), ``investigations``
+   (experiments behind the verdicts that disagree with the paper), ``__main__`` (the
    command line ``python -m lthbook``), ``exercises`` (the chapters' auto-checks),
    ``assignments`` (student and instructor notebooks).
 """

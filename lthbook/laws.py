@@ -372,6 +372,49 @@ def measure_fig7(results: Mapping[str, Any], seed: int = 0) -> list[dict[str, An
                                             f"{np.round(gain, 4).tolist()}", few])))]
 
 
-__all__ = ["VERDICTS", "MIN_TRIALS", "offset_power_fit", "loglog_slope", "stratified_bootstrap", "verdict_equal",
+# --------------------------------------------------------------------------- prose and tables
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.4g}"
+
+
+def sentence(record: Mapping[str, Any]) -> str:
+    """A clause that reports a claim record as its verdict allows, for the book's prose:
+    ``"0.692 (95 % CI 0.684 to 0.701), which rules out the paper's 0.5"``. It never says
+    more than the verdict: "consistent with" only for *reproduced*."""
+    measured = _num(record["measured"])
+    lo, hi = record["ci95"]
+    ci = "" if lo is None or hi is None else f" (95 % CI {_num(lo)} to {_num(hi)})"
+    paper = record["paper_value"]
+    paper = paper if isinstance(paper, str) else _num(paper)
+    if record["verdict"] == "reproduced":
+        return f"{measured}{ci}, consistent with the paper's {paper}"
+    if record["verdict"] == "not reproduced":
+        return f"{measured}{ci}, which rules out the paper's {paper}"
+    reason = f" ({record['note']})" if "trial" in record.get("note", "") or "edge" in record.get("note", "") \
+        or "cannot separate" in record.get("note", "") else ""
+    return f"{measured}{ci}, too uncertain to confirm or rule out the paper's {paper}{reason}"
+
+
+def claims_table(records: Sequence[Mapping[str, Any]]) -> str:
+    """The claim records as a Markdown table: id, the paper's value, measured, 95 % CI, verdict."""
+    rows = ["| claim | paper | measured | 95 % CI | verdict |", "| --- | --- | --- | --- | --- |"]
+    for r in records:
+        lo, hi = r["ci95"]
+        ci = "n/a" if lo is None or hi is None else f"[{_num(lo)}, {_num(hi)}]"
+        paper = r["paper_value"] if isinstance(r["paper_value"], str) else _num(r["paper_value"])
+        rows.append(f"| `{r['id']}` | {paper} | {_num(r['measured'])} | {ci} | **{r['verdict']}** |")
+    return "\n".join(rows)
+
+
+def by_id(records: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The records of a figure keyed by their ``id``."""
+    return {r["id"]: r for r in records}
+
+
+__all__ = ["VERDICTS", "MIN_TRIALS", "sentence", "claims_table", "by_id", "offset_power_fit", "loglog_slope", "stratified_bootstrap", "verdict_equal",
            "verdict_positive", "measure_fig2", "measure_fig3", "measure_fig4", "measure_fig5", "measure_fig6",
            "measure_fig7"]

@@ -256,7 +256,8 @@ def finish(figure: str, results: dict, json_path: Path) -> bool:
     for c in results["claims"]:
         measured = "n/a" if c["measured"] is None else f"{c['measured']:.3g}"
         ci = "" if None in c["ci95"] else f" [{c['ci95'][0]:.3g}, {c['ci95'][1]:.3g}]"
-        print(f"  {c['id']}: {c['verdict']} (measured {measured}{ci}, paper {c['paper_value']})")
+        paper = c['paper_value'] if isinstance(c['paper_value'], str) else f"{c['paper_value']:.3g}"
+        print(f"  {c['id']}: {c['verdict']} (measured {measured}{ci}, paper {paper})")
     print(f"{figure} ({results['scale']}, seed {results['seed']}, {results.get('device', 'cpu')}): "
           f"{results['wall_time_s']:.1f} s "
           f"({results['cells_from_cache']}/{results['cells']} cells from cache); claim check {status}; "

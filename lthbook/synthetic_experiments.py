@@ -270,6 +270,21 @@ def _assemble_fig2(s, cells, payloads):
     return axes, raw, _eta_summary(g, s["r_values"])
 
 
+def _mean_curve(payloads: Sequence[Mapping[str, Any]]) -> dict[str, list]:
+    """The run-weighted mean of the chunks' mean ``log10`` error curves of one ``r``, on the
+    iteration grid of the longest chunk. Chunks are thinned to different spacings when they ran
+    for different lengths (:func:`_decimate`), so each curve is interpolated in the iteration
+    onto that grid (holding its last value after its end: a stopped run keeps its error);
+    chunks that share the grid are averaged point by point, as before."""
+    longest = max(payloads, key=lambda p: p["curve_iterations"][-1])
+    grid = np.asarray(longest["curve_iterations"], dtype=float)
+    stack = [np.interp(grid, np.asarray(p["curve_iterations"], dtype=float),
+                       np.asarray(p["curve_mean_log10_error"], dtype=float)) for p in payloads]
+    weights = np.array([p["runs"] for p in payloads], dtype=float)
+    return {"iterations": longest["curve_iterations"], "mean_log10_error": np.average(stack, axis=0,
+                                                                                     weights=weights).tolist()}
+
+
 def _assemble_fig3(s, cells, payloads):
     raw: dict[str, Any] = {"layout": "nu/n_iter/final_error: [algorithm][r][run] (runs = trials x inits, "
                                      "trial-major); curves: [algorithm][r]"}
@@ -281,17 +296,7 @@ def _assemble_fig3(s, cells, payloads):
         raw.setdefault("n_iter", {})[alg] = [[v for p in g[r] for v in p["n_iter"]] for r in s["r_values"]]
         raw.setdefault("final_error", {})[alg] = [[v for p in g[r] for v in p["final_error"]] for r in s["r_values"]]
         raw.setdefault("diverged", {})[alg] = [int(sum(sum(p["diverged"]) for p in g[r])) for r in s["r_values"]]
-        curves = []
-        for r in s["r_values"]:
-            # chunks of one r share the iteration grid only if they ran equally long: pad with the last value
-            length = max(len(p["curve_iterations"]) for p in g[r])
-            longest = max(g[r], key=lambda p: len(p["curve_iterations"]))
-            stack = [np.pad(np.asarray(p["curve_mean_log10_error"], dtype=float), (0, length - len(p["curve_iterations"])),
-                            mode="edge") for p in g[r]]
-            weights = np.array([p["runs"] for p in g[r]], dtype=float)
-            curves.append({"iterations": longest["curve_iterations"],
-                           "mean_log10_error": (np.average(stack, axis=0, weights=weights)).tolist()})
-        raw.setdefault("curves", {})[alg] = curves
+        raw.setdefault("curves", {})[alg] = [_mean_curve(g[r]) for r in s["r_values"]]
         eta[alg] = _eta_summary(g, s["r_values"])
     axes = {"r": s["r_values"], "sqrt_r": np.sqrt(s["r_values"]).tolist(), "algorithms": ["AGD", "GD"],
             "betas": s["betas"]}

@@ -457,3 +457,22 @@ def test_load_reference_reads_cli_output_and_rejects_others(tmp_path):
         runner.load_reference("fig5", tmp_path)
     with pytest.raises(ValueError, match="figure name"):
         runner.load_reference("fig9", tmp_path)
+
+
+def test_fig3_mean_curve_averages_chunks_thinned_to_different_spacings():
+    """Regression (issue 13): chunks of one r thinned to spacings 4 and 3 were averaged index by
+    index, mixing iteration 4k with 3k; the mean must be taken at equal iterations."""
+    from lthbook.synthetic_experiments import _mean_curve
+
+    slow = {"curve_iterations": list(range(0, 401, 4)), "curve_mean_log10_error": [-0.01 * t for t in range(0, 401, 4)],
+            "runs": 5}
+    fast = {"curve_iterations": list(range(0, 301, 3)), "curve_mean_log10_error": [-0.01 * t for t in range(0, 301, 3)],
+            "runs": 5}
+    curve = _mean_curve([slow, fast])
+    it = np.asarray(curve["iterations"], dtype=float)
+    expected = (-0.01 * it + -0.01 * np.minimum(it, 300)) / 2  # the fast chunk holds its last value after 300
+    np.testing.assert_allclose(curve["mean_log10_error"], expected, atol=1e-12)
+    slope = np.polyfit(it[it <= 300], np.asarray(curve["mean_log10_error"])[it <= 300], 1)[0]
+    assert slope == pytest.approx(-0.01)  # index-by-index averaging gave a flatter line
+    same = _mean_curve([slow, dict(slow, runs=1)])  # equal grids: point-by-point mean, unchanged
+    assert same["mean_log10_error"] == pytest.approx(slow["curve_mean_log10_error"])

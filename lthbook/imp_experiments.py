@@ -89,11 +89,17 @@ def unpack_masks(packed: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     return out
 
 
+#: Settings left out of a level's cache key while they have their default value, so that adding
+#: an option keeps the keys (and cached levels) of the runs made before it existed.
+_DEFAULT_OFF = {"init": "near"}
+
+
 def _level_config(name: str, settings: Mapping[str, Any], seed: int, device: str, run: Mapping[str, Any],
                   level: int) -> dict[str, Any]:
     """What a level's result depends on (the cache key): every setting but the N grid and the
     number of levels, the run (``N``, trial), the level, seed, device type and version."""
-    params = {k: v for k, v in settings.items() if k not in ("N_values", "levels", "trials")}
+    params = {k: v for k, v in settings.items() if k not in ("N_values", "levels", "trials")
+              and not (k in _DEFAULT_OFF and v == _DEFAULT_OFF[k])}
     return {"figure": name, "seed": int(seed), "device": device, "lthbook_version": __version__, **params,
             **run, "level": int(level)}
 
@@ -139,7 +145,33 @@ def _fig6_trial_data(settings: Mapping[str, Any], seed: int, trial: int):
     dense = with_supports(problem, dense_supports(K, d))
     W0 = initial_points(dense.W_star, settings["init_distance"], n=1, seed=rng)[0]  # (d, K)
     X_test = rng.standard_normal((settings["test_size"], d))
+    if settings.get("init", "near") == "pytorch":  # a default initialization, seeded per trial (own stream)
+        init_rng = cell_rng({"figure": "fig6", "seed": seed, "seed_key": {"trial": trial, "init": "pytorch"}})
+        W0 = _pytorch_init(d, K, int(init_rng.integers(2**62)))
     return teacher, problem, W0, X_test, teacher(X_test)
+
+
+def _pytorch_init(d: int, K: int, seed: int) -> np.ndarray:
+    """``W(0)`` (shape ``(d, K)``) as PyTorch initializes the dense student's layer (uniform in
+    ``[-1/sqrt(d), 1/sqrt(d)]``), from a fixed seed; it knows nothing of the teacher."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return OneHiddenLayerStudent(d, K).hidden.weight.detach().double().numpy().T.copy()
+
+
+def fig6_start_overlap(settings: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """How much of the teacher's support the start of Figure 6 already reveals: per trial, the
+    fraction of the teacher's ``r* K`` weights among the ``r* K`` largest entries of ``|W(0)|``
+    (what one-shot magnitude pruning to ``r*/d`` would keep), against ``r*/d`` for a mask
+    that knows nothing (chance)."""
+    K, d, r_star = settings["K"], settings["d"], settings["r_star"]
+    fractions = []
+    for trial in range(settings["trials"]):
+        teacher, _, W0, _, _ = _fig6_trial_data(settings, seed, trial)
+        support = teacher.mask().astype(bool)  # (d, K)
+        top = np.argsort(-np.abs(W0), axis=None)[: r_star * K]
+        fractions.append(float(support.ravel()[top].mean()))
+    return {"per_trial": fractions, "mean": float(np.mean(fractions)), "chance": r_star / d}
 
 
 def _fig6_run(settings, teacher, problem, W0, X_test, y_test, N, device):
@@ -362,4 +394,4 @@ FIG6 = Fig6()
 #: Figure 7: IMP on MNIST.
 FIG7 = Fig7()
 
-__all__ = ["ImpFigure", "FIG6", "FIG7", "pack_masks", "unpack_masks"]
+__all__ = ["ImpFigure", "FIG6", "FIG7", "pack_masks", "unpack_masks", "fig6_start_overlap"]

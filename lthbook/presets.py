@@ -117,16 +117,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fig6": {
         # ci: two N (one below, one above the sample complexity), one trial, 11 levels (to 11 %).
         "ci": {"K": 5, "d": 100, "r_star": 20, "noise_level": 1e-3, "N_values": [100, 1000], "trials": 1,
-               "levels": 11, "prune_fraction": 0.2, "init_distance": 0.5, "steps": 600, "lr": 1e-2,
-               "test_size": 1000},
+               "levels": 11, "prune_fraction": 0.2, "init": "near", "init_distance": 0.5, "steps": 600,
+               "lr": 1e-2, "test_size": 1000},
         # book: N around and above rK = 100 (the pruned student's unknowns), 4 trials, to 3.5 %.
         "book": {"K": 5, "d": 100, "r_star": 20, "noise_level": 1e-3, "N_values": [100, 200, 500, 1000],
-                 "trials": 4, "levels": 16, "prune_fraction": 0.2, "init_distance": 0.5, "steps": 1000, "lr": 1e-2,
-                 "test_size": 2000},
+                 "trials": 4, "levels": 16, "prune_fraction": 0.2, "init": "near", "init_distance": 0.5,
+                 "steps": 1000, "lr": 1e-2, "test_size": 2000},
         # paper: K, d, r/d, sigma/E_y and 20 % per level from §5.2; N grid, trials, steps ours.
         "paper": {"K": 5, "d": 100, "r_star": 20, "noise_level": 1e-3, "N_values": [100, 200, 500, 1000, 2000],
-                  "trials": 20, "levels": 20, "prune_fraction": 0.2, "init_distance": 0.5, "steps": 3000, "lr": 1e-2,
-                  "test_size": 10000},
+                  "trials": 20, "levels": 20, "prune_fraction": 0.2, "init": "near", "init_distance": 0.5,
+                  "steps": 3000, "lr": 1e-2, "test_size": 10000},
     },
     "fig7": {
         # ci: tiny subsets, one epoch, three levels: checks accuracy far above chance and the invariants.
@@ -244,6 +244,9 @@ def validate_fig6_settings(s: dict[str, Any]) -> dict[str, Any]:
     s["noise_level"] = check_float("noise_level", s["noise_level"], 0.0)
     s["N_values"] = check_int_list("N_values", s["N_values"], 1)
     s["trials"] = check_int("trials", s["trials"], 1)
+    # "near": W(0) at relative distance init_distance from the zero-padded teacher (§5's protocol);
+    # "pytorch": PyTorch's default initialization of the dense student, which reveals nothing
+    s["init"] = check_choice("init", s["init"], ("near", "pytorch"))
     s["init_distance"] = check_float("init_distance", s["init_distance"], 0.0, low_inclusive=False)
     s["steps"] = check_int("steps", s["steps"], 1)
     s["test_size"] = check_int("test_size", s["test_size"], 1)

@@ -38,10 +38,11 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 from . import registry
 from ._validation import resolve_device
+from .cache import write_text_atomically
 from .runner import run_figure
 from .scales import MAX_SEED, SCALES, get_scale, get_seed
 
@@ -211,21 +212,6 @@ def _preflight(args: argparse.Namespace, figures: list[str]) -> tuple[str, int, 
 # --------------------------------------------------------------------------- writing results
 
 
-def _write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
-    text = json.dumps(data, indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def finish(figure: str, results: dict, json_path: Path) -> bool:
     """Run the claim check on ``results``, draw the figure, then write ``json_path`` (with the
     check's outcome under ``"check"``, atomically) and ``json_path`` with the suffixes
@@ -249,7 +235,7 @@ def finish(figure: str, results: dict, json_path: Path) -> bool:
                             "fitted": None}
     fig = spec.plot(results)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_json_atomically(json_path, results)
+    write_text_atomically(json_path, json.dumps(results, indent=1, allow_nan=False))
     paths = save_figure(fig, json_path.with_suffix(""))
     plt.close(fig)
     status = "PASSED" if results["check"]["passed"] else f"FAILED: {results['check']['message']}"

@@ -136,6 +136,26 @@ def _parse_record(data: bytes, stem: str, config: Mapping[str, Any]) -> tuple[st
     return None, record
 
 
+def write_text_atomically(path: Path, text: str, prefix: str | None = None) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder (``prefix`` names
+    it; default ``.<name>.``) that is flushed to disk and renamed over ``path``: a reader sees the
+    old file or the new one, never half of one, and a failure leaves ``path`` as it was."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def default_cache_dir() -> Path:
     """``$LTHBOOK_CACHE_DIR`` if set (and non-empty), else ``~/.cache/lthbook``."""
     env = os.environ.get(ENV_VAR)
@@ -212,19 +232,7 @@ class ResultCache:
                   "checksum": _checksum(config_j, payload_j)}
         text = json.dumps(record, sort_keys=True, indent=1, allow_nan=False)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-", suffix=".part", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_text_atomically(path, text, prefix=f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-")
         return path
 
     def __contains__(self, config: Mapping[str, Any]) -> bool:

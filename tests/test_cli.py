@@ -113,7 +113,7 @@ def test_recheck_reruns_the_check_and_redraws_without_computing(tmp_path, capsys
     assert (out / "fig4.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("content, message", [("{not json", "cannot read"), ('{"figure": "fig9"}', "not a result file"),
+@pytest.mark.parametrize("content, message", [("{not json", "not valid JSON"), ('{"figure": "fig9"}', "not a result file"),
                                               ("[1, 2]", "not a result file")])
 def test_recheck_rejects_files_that_are_not_results(tmp_path, capsys, content, message):
     path = tmp_path / "x.json"

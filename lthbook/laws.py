@@ -15,7 +15,7 @@ with ``verdict`` one of ``"reproduced"``, ``"not reproduced"`` and ``"inconclusi
 grid the trials are resampled with replacement (the same trial indices for cells that
 share a trial: the AGD and GD runs of Figure 3, the noise levels of Figure 5), the
 statistic is recomputed, and the 2.5 % and 97.5 % quantiles of 999 resamples form the
-interval (:func:`scipy.stats.bootstrap`, percentile method, fixed seed). The interval is
+interval (``scipy.stats.bootstrap``, percentile method, fixed seed). The interval is
 widened to contain the point estimate if a skewed resampling distribution leaves it out.
 
 **Verdicts.** A law with a number (an exponent, a ratio) has a tolerance ``tol``, the
@@ -97,7 +97,7 @@ def stratified_bootstrap(statistic: Callable[[list[np.ndarray]], float], sizes: 
     ``sizes[k]`` is the number of independent trials of stratum ``k``; ``statistic``
     receives one index array per stratum (``arange(sizes[k])`` for the point estimate,
     resampled indices for each bootstrap replicate). Strata with a single trial are not
-    resampled. Uses :func:`scipy.stats.bootstrap` (percentile method, 999 resamples).
+    resampled. Uses ``scipy.stats.bootstrap`` (percentile method, 999 resamples).
     """
     base = [np.arange(n) for n in sizes]
     point = float(statistic(base))

@@ -6,7 +6,13 @@
 #   make notebooks -> one .ipynb per chapter (no outputs) in _build/notebooks, for Colab/download
 #                     (`make book` also publishes them in the HTML, under notebooks/)
 #   make assignments -> student (solutions replaced by stubs) and instructor .ipynb of every
-#                     chapter with exercises, in _build/assignments/{student,instructor}
+#                     chapter with exercises, in _build/assignments/{student,instructor}, and
+#                     Otter Assign sources (public + hidden tests, points) in _build/assignments/otter
+#   make pdf         -> the whole book as one PDF, $(BUILD)/html/lthbook.pdf, printed from the built
+#                     HTML by the system Chromium (needs Debian's chromium; .ci/run installs it);
+#                     the HTML is then rebuilt (from the cache, seconds) so that every page links to it
+#   make gradescope  -> runs `otter assign` on those sources: student notebooks and Gradescope
+#                     autograder zips in _build/assignments/gradescope/<chapter>/{student,autograder}
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,7 +24,7 @@ SCALE  ?= $(or $(LTHBOOK_SCALE),book)
 OUTROOT := $(if $(filter book,$(SCALE)),.,_build/scale-$(SCALE))
 BUILD   := $(OUTROOT)/_build
 
-.PHONY: setup book test test-binder clean bench notebooks assignments mnist
+.PHONY: setup book pdf test test-binder clean bench notebooks assignments gradescope mnist
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lthbook needs Python >= 3.11"'
@@ -49,6 +55,11 @@ book: setup
 	 && echo "$$h" > $(BUILD)/.lthbook-hash \
 	 && echo "Book built: $(BUILD)/html/index.html (scale: $(SCALE))"
 
+pdf: book
+	LTHBOOK_SCALE=$(SCALE) $(PY) _ext/lthbook_pdf.py --html $(BUILD)/html
+	@$(MAKE) --no-print-directory book SCALE=$(SCALE)
+	@echo "PDF: $(BUILD)/html/lthbook.pdf (linked from every page's footer)"
+
 test: setup
 	$(PY) -m pytest
 
@@ -62,6 +73,9 @@ notebooks: setup
 
 assignments: setup
 	$(PY) -m lthbook.assignments --book book --out _build/assignments
+
+gradescope: setup
+	$(PY) -m lthbook.otter_assign --book book --out _build/assignments
 
 bench: setup
 	$(PY) bench/bench_agd.py

@@ -25,7 +25,9 @@ Conventions the chapters follow (and this module relies on):
 
 Run ``python -m lthbook.assignments --out _build/assignments`` (what ``make
 assignments`` does) to write ``student/<chapter>.ipynb`` and
-``instructor/<chapter>.ipynb``.
+``instructor/<chapter>.ipynb``, and for the chapters with coding exercises the Otter
+Assign sources ``otter/<chapter>.ipynb`` (see :mod:`lthbook.otter_assign`: public and
+hidden tests, points, the Gradescope autograder).
 """
 
 from __future__ import annotations
@@ -240,9 +242,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", help="chapter files (default: every chapter with exercises)")
     args = parser.parse_args(argv)
     written = write_assignments(args.out, args.book, args.chapters or None)
+    from .otter_assign import coding_chapters, write_otter_sources  # imports this module
+
+    coding = {p.resolve() for p in coding_chapters(args.book)}
+    chosen = [Path(c) for c in args.chapters] if args.chapters else None
+    if chosen is None or any(c.resolve() in coding for c in chosen):
+        chosen = [c for c in chosen if c.resolve() in coding] if chosen else None
+        written += write_otter_sources(Path(args.out) / "otter", args.book, chosen)
     for path in written:
         print(path)
-    print(f"{len(written)} notebooks written under {args.out}")
+    print(f"{len(written)} notebooks written under {args.out} "
+          f"(Otter Assign sources in {Path(args.out) / 'otter'}; `make gradescope` builds the autograders)")
     return 0
 
 

@@ -14,15 +14,26 @@ tolerance.
 * If the student's function raises, the error is reported with the instance it
   failed on; ``NotImplementedError`` (an unfinished stub of the student notebook)
   is passed through unchanged.
-
-The symbols follow the paper: ``K`` neurons, input dimension ``d``, ``r`` inputs
-per student neuron (``r*`` for the teacher), ``N`` samples, ``W*`` the augmented
-ground truth, step size ``eta`` and momentum ``beta`` (Algorithm 1).
+* The student's function must compute the answer itself: while it runs, the functions
+  that implement the answer in the ``lthbook`` package may not run (a profile hook
+  watches every Python call; each check lists the modules it guards in
+  :data:`REFERENCE_MODULES`). A function that imports and calls the reference
+  (``from lthbook.risk import empirical_risk``), or that is the reference under another
+  name, fails with :class:`ExerciseCheckError` naming what it called. What an exercise
+  hands the student stays allowed: ``risk_gradient`` in the AGD step, ``risk_hessian``
+  for the step size, and the methods of the masked networks of §5.2. This keeps a graded
+  submission (``make assignments``, Otter Grader) honest; it cannot stop anyone from
+  copying the public source code by hand.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import sys
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -96,16 +107,94 @@ def _check_setup(name: str, student_fn: Callable, n_instances: int, seed: int) -
     check_int("seed", seed, 0)
 
 
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+#: What each check forbids the student's function to call: every module-level function of
+#: the named ``lthbook`` modules, or one function (``"module.function"``). The modules hold
+#: the reference implementation of the exercise and the code built on it.
+REFERENCE_MODULES: dict[str, tuple[str, ...]] = {
+    "check_risk": ("risk", "agd", "geometry", "paper_code"),
+    "check_gradient": ("risk", "agd", "geometry", "paper_code"),
+    "check_hessian": ("risk", "agd", "geometry", "paper_code"),
+    # the exercise builds on lthbook.risk.risk_hessian (imported by the chapter); only the
+    # eigenvalue solver and the step-size code are off limits
+    "check_step_size": ("agd", "geometry", "paper_code", "risk.batched_top_eigenvalue"),
+    # builds on lthbook.risk.risk_gradient
+    "check_agd_step": ("agd", "convergence", "paper_code", "training"),
+    "check_magnitude_mask": ("pruning", "imp", "paper_code"),
+    "check_first_moment": ("tensor_init",),
+    "check_second_moment": ("tensor_init",),
+    "check_convergence_rate": ("convergence", "stats"),
+    "check_imp_prune": ("imp", "pruning", "imp_experiments", "paper_code"),
+    "check_rewind": ("imp", "imp_experiments", "paper_code", "training"),
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _forbidden_code(check: str) -> dict[Any, str]:
+    """Code object -> qualified name of every function that ``check`` forbids (see
+    :data:`REFERENCE_MODULES`). Methods of classes are not included: the checks hand the
+    student objects whose methods live in lthbook."""
+    import importlib
+
+    found: dict[Any, str] = {}
+    for spec in REFERENCE_MODULES[check]:
+        module_name, _, function = spec.partition(".")
+        module = importlib.import_module(f"lthbook.{module_name}")
+        members = {function: getattr(module, function)} if function else vars(module)
+        for obj in members.values():
+            fn = inspect.unwrap(obj) if callable(obj) else None
+            code = getattr(fn, "__code__", None)
+            # defined in this module (not imported into it from another lthbook module)
+            if (inspect.isfunction(fn) and code is not None and fn.__module__ == module.__name__
+                    and Path(code.co_filename).resolve().parent == _PACKAGE_DIR):
+                found[code] = f"{fn.__module__}.{fn.__qualname__}"
+    return found
+
+
+class _ReferenceGuard:
+    """Records the forbidden functions called while the student's function runs (``sys.setprofile``)."""
+
+    def __init__(self, check: str):
+        self.called: list[str] = []
+        self._forbidden = _forbidden_code(check)
+        self._previous = None
+
+    def _profile(self, frame, event, arg):
+        if event == "call":
+            name = self._forbidden.get(frame.f_code)
+            if name is not None and name not in self.called:
+                self.called.append(name)
+
+    def __enter__(self):
+        self._previous = sys.getprofile()
+        sys.setprofile(self._profile)
+        threading.setprofile(self._profile)
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self._previous)
+        threading.setprofile(None)
+        return False
+
+
 def _call(name: str, student_fn: Callable, where: str, *args: Any) -> Any:
-    """Call the student's function; report its exceptions with the failing instance."""
+    """Call the student's function; report its exceptions with the failing instance, and
+    reject it if it called a function of the lthbook package (see the module docstring)."""
     try:
-        return student_fn(*args)
+        with _ReferenceGuard(name) as guard:
+            result = student_fn(*args)
     except NotImplementedError:
         raise
     except Exception as exc:  # the student's code may raise anything
         raise ExerciseCheckError(
             f"{name}: your function raised {type(exc).__name__}: {exc}\n  on {where}"
         ) from exc
+    if guard.called:
+        raise ExerciseCheckError(
+            f"{name}: your function called {', '.join(guard.called[:3])} on {where}; that is the book's "
+            "own implementation of what the exercise asks for: compute the answer yourself.")
+    return result
 
 
 # --------------------------------------------------------------------------
@@ -487,7 +576,7 @@ def check_rewind(student_fn: Callable, n_instances: int = 3, seed: int = 0) -> b
         model = attach_masks(net(d, h))
         initial, reference = snapshot_parameters(model), snapshot_parameters(model)
         x = torch.randn(32, d, dtype=torch.float64)
-        prune_layerwise(model, 0.2 * (i + 1))
+        prune_layerwise(model, 0.2 * (i % 4 + 1))  # 20% to 80%, then again
         train(model, x, 3)
         mask_before = masks(model)
         expected = attach_masks(net(d, h))  # same architecture and masks, rewound by the reference

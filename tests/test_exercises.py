@@ -19,7 +19,6 @@ import torch
 from lthbook import exercises
 from lthbook.assignments import SOLUTION_TAG, chapters_with_exercises
 from lthbook.exercises import ExerciseCheckError
-from lthbook.risk import risk_gradient, risk_hessian
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -45,6 +44,16 @@ SOL = _solutions()
 def _ref(name):
     assert name in SOL, f"no chapter defines {name} in a cell tagged {SOLUTION_TAG!r}"
     return SOL[name]
+
+
+# The wrong answers below are built from the chapters' solutions, not from lthbook.risk: a
+# check rejects any function that calls the package's own implementation of its answer.
+def risk_gradient(W, X, y, supports):
+    return _ref("my_gradient")(W, X, y, supports)
+
+
+def risk_hessian(W, X, y, supports):
+    return _ref("my_hessian")(W, X, y, supports)
 
 
 # ---- plausible wrong answers -------------------------------------------------------------
@@ -323,3 +332,50 @@ def test_checks_are_documented_with_their_reference():
             doc = inspect.getdoc(getattr(exercises, name))
             # each states what it compares against and how closely
             assert "Reference" in doc and ("tolerance" in doc.lower() or "exact" in doc.lower()), name
+
+
+# ---- a student cannot pass by calling the book's own implementation ------------------------
+
+
+def test_calling_the_reference_is_rejected():
+    from lthbook.risk import empirical_risk, risk_gradient as reference_gradient
+
+    def imports_inside(W, X, y, supports):
+        from lthbook import risk
+        return risk.empirical_risk(W, X, y, supports)
+
+    aliased = reference_gradient  # the reference itself under the student's name
+    for check, fn in ((exercises.check_risk, empirical_risk), (exercises.check_risk, imports_inside),
+                      (exercises.check_gradient, aliased),
+                      (exercises.check_gradient, lambda W, X, y, s: 1.0 * reference_gradient(W, X, y, s))):
+        with pytest.raises(ExerciseCheckError, match=r"your function called lthbook\.risk\.\w+.* on instance 0"):
+            check(fn)
+
+
+def test_calling_the_reference_is_rejected_for_torch_and_moment_checks():
+    import lthbook.imp
+    import lthbook.tensor_init
+
+    def rewind_with_reference(model, initial):
+        lthbook.imp.rewind(model, initial)
+
+    with pytest.raises(ExerciseCheckError, match=r"lthbook\.imp\.rewind"):
+        exercises.check_rewind(rewind_with_reference)
+    with pytest.raises(ExerciseCheckError, match=r"lthbook\.tensor_init\.first_moment"):
+        exercises.check_first_moment(lthbook.tensor_init.first_moment)
+
+
+def test_what_an_exercise_hands_the_student_stays_allowed(capsys):
+    # the §4 AGD step builds on lthbook.risk.risk_gradient, the §3 step size on risk_hessian
+    # (both imported by the chapters' exercise sections): the book's own solutions use them
+    assert "risk_gradient" in _ref("my_agd_step").__code__.co_names
+    assert exercises.check_agd_step(_ref("my_agd_step")) is True
+    assert exercises.check_step_size(_ref("my_step_size")) is True
+    assert exercises.check_rewind(_ref("my_rewind")) is True
+
+
+def test_every_check_names_the_modules_it_guards():
+    checks = {name for name in exercises.__all__ if name.startswith("check_")}
+    assert set(exercises.REFERENCE_MODULES) == checks
+    for check in checks:
+        assert exercises._forbidden_code(check), f"{check} guards no function"

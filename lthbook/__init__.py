@@ -35,7 +35,7 @@ layers below it (``tests/test_layout.py`` checks this and that there is no cycle
 5. entry points -- ``timing`` (run-time estimates for ``bench/``), ``investigations``
    (experiments behind the verdicts that disagree with the paper), ``__main__`` (the
    command line ``python -m lthbook``), ``exercises`` (the chapters' auto-checks),
-   ``assignments`` (student and instructor notebooks).
+   ``assignments`` (student and instructor notebooks), ``otter_assign`` (Otter Grader sources).
 """
 
 __version__ = "0.2.0"

@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
                      "geometry_plots", "convergence_plots", "synthetic_plots", "imp_plots"], 2),
     "registry": 3,
     "runner": 4,
-    **dict.fromkeys(["timing", "investigations", "__main__", "exercises", "assignments"], 5),
+    **dict.fromkeys(["timing", "investigations", "__main__", "exercises", "assignments", "otter_assign"], 5),
 }
 
 

@@ -88,7 +88,7 @@ def _int_in(name: str, low: int, high: int | None, wording: str):
 
 _seed = _int_in("seed", 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
 _threads = _int_in("threads", 1, 4096, "an integer in [1, 4096]")
-_workers = _int_in("--workers", 1, 4096, "an integer in [1, 4096]")
+_workers = _int_in("workers", 1, 4096, "an integer in [1, 4096]")
 
 
 def _setting(text: str) -> tuple[str, object]:

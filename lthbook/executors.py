@@ -147,8 +147,8 @@ _PRELOAD = ["__main__", "lthbook.runner"]
 
 
 def local_context() -> multiprocessing.context.BaseContext:
-    """The start method of the local pool: ``forkserver`` preloading lthbook (see
-    :data:`_PRELOAD`), or ``spawn`` on platforms without ``forkserver`` (Windows)."""
+    """The start method of the local pool: ``forkserver`` preloading lthbook (``_PRELOAD``),
+    or ``spawn`` on platforms without ``forkserver`` (Windows)."""
     if "forkserver" not in multiprocessing.get_all_start_methods():  # pragma: no cover - Windows
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")

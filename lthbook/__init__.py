@@ -4,7 +4,8 @@ The data path of every figure of §5::
 
     presets (settings per scale)                          lthbook.presets
         -> cells of the figure's experiment               lthbook.synthetic_experiments / imp_experiments
-        -> per-cell cache on disk                         lthbook.cache
+        -> computed in worker processes or on a cluster   lthbook.executors
+        -> per-cell cache on disk (written by the parent) lthbook.cache
         -> assembled result (a JSON-ready dict)           lthbook.runner.run_figure
         -> claim check + plot                             lthbook.claims, lthbook.*_plots
     with one record per figure naming each step           lthbook.registry
@@ -16,7 +17,8 @@ layers below it (``tests/test_layout.py`` checks this and that there is no cycle
    ``ValueError`` for a bad value), ``scales`` (the ``ci``/``book``/``paper`` switch and
    the seed), ``cache`` (the on-disk cell cache), ``stats`` (line and power-law fits, the
    rate ``nu``, Spearman, crossings), ``style`` (the book's figure style, ``save_figure``),
-   ``cells`` (what a cell and an experiment are);
+   ``cells`` (what a cell and an experiment are), ``executors`` (where independent cells
+   run: a local process pool, a Dask cluster or the caller's executor);
 1. the paper's objects -- ``teacher`` (Eq. 1, ``W*``, the mask ``M``), ``risk`` (Eq. 2,
    gradient, Hessian), ``agd`` (Algorithm 1), ``tensor_init`` (§4's initialization),
    ``geometry`` (probes of Theorem 1), ``pruning`` (§4.1's magnitude pruning),

@@ -4,6 +4,7 @@
                                 [--seed S] [--device cpu|cuda] [--out DIR]
                                 [--cache-dir DIR] [--no-cache] [--threads T] [--no-progress]
                                 [--data-dir DIR] [--set KEY=VALUE ...]
+                                [--workers N] [--executor {local,dask}] [--scheduler ADDRESS]
     python -m lthbook recheck FILE.json [...]
 
 Every figure goes through :func:`lthbook.runner.run_figure` and its record in
@@ -15,7 +16,10 @@ For each figure it writes ``DIR/<fig>.json`` (the dictionary of
 (``--cache-dir``, default ``$LTHBOOK_CACHE_DIR`` or ``~/.cache/lthbook``), so an
 interrupted run picks up where it stopped. ``--set KEY=VALUE`` replaces one setting
 of the preset (``VALUE`` is JSON, e.g. ``--set trials=20 --set 'r_values=[20,30]'``);
-the settings used are recorded in the JSON. ``recheck`` runs the claim check of stored
+the settings used are recorded in the JSON. ``--workers N`` computes the independent cells
+(Figures 2-5) in ``N`` worker processes (default: one per core; ``--workers 1``: in this
+process), ``--executor dask`` on a Dask cluster (:mod:`lthbook.executors`); the numbers are
+the same whatever the workers. ``recheck`` runs the claim check of stored
 result files again, updates the ``"check"`` entry of each named file in place (written
 atomically) and redraws its figure beside it (``FILE.png``/``FILE.pdf``), without
 computing.
@@ -34,15 +38,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from . import registry
 from ._validation import resolve_device
 from .cache import write_text_atomically
+from .executors import DASK_INSTALL, DaskMissingError, SchedulerError, available_cores, dask_client, import_distributed
 from .runner import run_figure
 from .scales import MAX_SEED, SCALES, get_scale, get_seed
 
@@ -83,6 +88,7 @@ def _int_in(name: str, low: int, high: int | None, wording: str):
 
 _seed = _int_in("seed", 0, MAX_SEED, f"an integer in [0, {MAX_SEED}]")
 _threads = _int_in("threads", 1, 4096, "an integer in [1, 4096]")
+_workers = _int_in("workers", 1, 4096, "an integer in [1, 4096]")
 
 
 def _setting(text: str) -> tuple[str, object]:
@@ -144,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "or ~/.cache/lthbook/mnist")
     rep.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="replace one preset setting (VALUE in JSON); may be repeated")
+    rep.add_argument("--workers", type=_workers, default=None, metavar="N",
+                     help="worker processes for the independent cells of fig2-fig5 (default: one per CPU core, "
+                          "1 with --device cuda; 1: compute in this process); the numbers do not depend on it. "
+                          "fig6-fig7 run their IMP levels in order in this process")
+    rep.add_argument("--executor", choices=["local", "dask"], default=None,
+                     help="where the workers run: local (a process pool, default) or dask (a dask.distributed "
+                          f"cluster; {DASK_INSTALL})")
+    rep.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="address of a running Dask scheduler (e.g. tcp://host:8786; implies --executor dask); "
+                          "without it --executor dask starts a local cluster of --workers processes")
     chk = sub.add_parser("recheck", help="re-run the claim check of stored results and redraw their figures",
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          description="Read result files written by 'reproduce' (on any device), run the figure's "
@@ -202,11 +218,30 @@ def _preflight(args: argparse.Namespace, figures: list[str]) -> tuple[str, int, 
         _writable_dir(cache_dir, "--cache-dir" if args.cache_dir is not None else "the cache folder")
     if any(registry.get(f).needs_mnist for f in figures):
         _check_mnist(args.data_dir)
-    cores = os.cpu_count() or 1
-    if args.threads is not None and args.threads > cores:
-        print(f"warning: --threads {args.threads} is more than the {cores} CPU cores here; the runs will be "
-              f"slower, not faster (try --threads {cores} or leave it out)", file=sys.stderr)
+    _check_executor(args)
+    cores = available_cores()
+    for flag, value in (("--threads", args.threads), ("--workers", args.workers)):
+        if value is not None and value > cores:
+            print(f"warning: {flag} {value} is more than the {cores} CPU cores here; the runs will be "
+                  f"slower, not faster (try {flag} {cores} or leave it out)", file=sys.stderr)
     return scale, seed, overrides
+
+
+def _check_executor(args: argparse.Namespace) -> None:
+    """``--scheduler`` implies ``--executor dask`` and contradicts ``--executor local``; the dask
+    executor needs ``dask.distributed``. Sets ``args.executor``; else :class:`UsageError`."""
+    if args.scheduler is not None:
+        if args.executor == "local":
+            raise UsageError(f"--scheduler {args.scheduler} needs --executor dask, not --executor local")
+        if not args.scheduler.strip():
+            raise UsageError("--scheduler needs the address of a Dask scheduler, e.g. tcp://host:8786")
+        args.executor = "dask"
+    if args.executor == "dask":
+        try:
+            import_distributed()
+        except DaskMissingError:
+            raise UsageError(f"--executor dask needs dask.distributed, which is not installed: {DASK_INSTALL}") \
+                from None
 
 
 # --------------------------------------------------------------------------- writing results
@@ -253,10 +288,13 @@ def finish(figure: str, results: dict, json_path: Path) -> bool:
 
 def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out: Path,
               cache_dir: Path | None, cache: bool, threads: int | None, progress: bool,
-              overrides: dict | None = None, data_dir: Path | None = None) -> bool:
-    """Run one figure, check its claim, write ``out/<figure>.{json,png,pdf}``; True if the check passed."""
+              overrides: dict | None = None, data_dir: Path | None = None, *, workers: int | None = None,
+              executor: Any = None) -> bool:
+    """Run one figure, check its claim, write ``out/<figure>.{json,png,pdf}``; True if the check passed.
+    ``workers`` and ``executor`` are those of :func:`lthbook.runner.run_figure`."""
     results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
-                         cache=cache, threads=threads, overrides=overrides, data_dir=data_dir)
+                         cache=cache, threads=threads, overrides=overrides, data_dir=data_dir, workers=workers,
+                         executor=executor)
     return finish(figure, results, out / f"{figure}.json")
 
 
@@ -343,9 +381,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         estimate = _estimate(figures, scale)
         if estimate:
             print(f"reproducing {', '.join(figures)} at the {scale} scale: {estimate}", file=sys.stderr)
+    # one Dask client for every figure (a local cluster starts once); a local pool is opened per figure
+    cluster = (dask_client(args.workers or available_cores(), args.scheduler) if args.executor == "dask"
+               else nullcontext(args.executor))
     try:
-        ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
-                        not args.no_progress, overrides, args.data_dir) for f in figures]
+        with cluster as executor:
+            ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
+                            not args.no_progress, overrides, args.data_dir, workers=args.workers,
+                            executor=executor) for f in figures]
+    except SchedulerError as exc:
+        parser.exit(2, f"{parser.prog}: error: --scheduler: {exc}\n")
     except KeyboardInterrupt:
         where = "nothing is cached (--no-cache)" if args.no_cache else "finished cells are kept in the cache"
         print(f"\ninterrupted: {where}; rerun the same command to resume", file=sys.stderr)

@@ -48,7 +48,7 @@ import nbformat
 import yaml
 from nbformat import NotebookNode
 
-from .assignments import SOLUTION_TAG, _Directive, _parse_blocks, chapters_with_exercises
+from .assignments import SOLUTION_TAG, _parse_blocks, chapters_with_exercises
 
 #: points of the public test (the book's own call of the check) and of the hidden one
 PUBLIC_POINTS = 1

@@ -2,9 +2,12 @@
 
 :func:`run_figure` looks the figure up in the registry (:mod:`lthbook.registry`),
 validates its settings, asks its experiment for the cells, reads the finished ones
-from the on-disk cache (:mod:`lthbook.cache`), computes the others in order (each
-stored as soon as it finishes, so an interrupted run resumes where it stopped) and
-returns a plain, JSON-serialisable dictionary. :func:`check_figure` and
+from the on-disk cache (:mod:`lthbook.cache`), computes the others (each stored by
+this process as soon as it finishes, so an interrupted run resumes where it stopped)
+and returns a plain, JSON-serialisable dictionary. Independent cells (Figures 2-5) are
+computed by worker processes -- a local pool or a Dask cluster (:mod:`lthbook.executors`,
+:func:`compute_cell`); the cells of a chain (the IMP levels of Figures 6-7) in order in
+this process. :func:`check_figure` and
 :func:`plot_figure` apply the figure's claim check and plot to such a dictionary;
 :func:`load_reference` reads a committed paper-scale result.
 
@@ -22,6 +25,7 @@ Figure 7 adds ``data_source``.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import platform
 import time
@@ -35,6 +39,8 @@ from matplotlib.figure import Figure
 from . import __version__, registry
 from ._validation import check_int, resolve_device
 from .cache import ResultCache, resolve_cache, to_jsonable
+from .cells import Cell
+from .executors import check_executor, for_each_result, is_executor, open_executor, resolve_workers, worker_threads
 from .scales import get_scale, get_seed
 from .style import book_style
 
@@ -57,6 +63,9 @@ def run_figure(
     overrides: Mapping[str, Any] | None = None,
     threads: int | None = None,
     data_dir: str | None = None,
+    workers: int | None = None,
+    executor: Any = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Run (or read back from the cache) every cell of one figure of §5.
 
@@ -91,6 +100,26 @@ def run_figure(
         (the fastest on a shared 2-core machine).
     data_dir:
         Figure 7: where to look for MNIST first (:func:`lthbook.mnist.load_mnist`).
+    workers:
+        Worker processes for the uncached independent cells (those with ``chain=None``: the
+        Algorithm 1 cells of Figures 2-5). ``None``: one per CPU core on ``"cpu"``
+        (:func:`lthbook.executors.available_cores`), 1 on CUDA. ``1`` (or a single uncached
+        cell) with the local executor computes in this process, in order, exactly as a
+        serial run. Each worker runs torch on ``threads // workers`` threads (1 when
+        ``threads`` is ``None``). The cells of a chain (the IMP levels of Figures 6-7) are
+        always computed in order in this process; the runs of a figure are independent
+        chains, so they could be spread over workers too (not done yet).
+    executor:
+        ``None``/``"local"``: a local process pool (``spawn``; a script calling this must do so
+        under ``if __name__ == "__main__":``); ``"dask"``: a ``dask.distributed`` cluster
+        (``pip install 'lthbook[dask]'``), the one at ``scheduler`` or a new ``LocalCluster`` of
+        ``workers`` single-threaded processes; or an executor object owned by the caller (a
+        :class:`concurrent.futures.Executor` or a dask ``Client``), used even for one cell and
+        left open. Whatever the executor and the worker count, results are written to the
+        cache by this process as they arrive and assembled in cell order, so the numbers are
+        those of a serial run.
+    scheduler:
+        With ``executor="dask"``: the scheduler's address (``"tcp://host:8786"``).
 
     Returns
     -------
@@ -107,11 +136,19 @@ def run_figure(
     if threads is not None:
         threads = check_int("threads", threads, 1)
     threads = spec.default_threads if threads is None else threads
+    check_executor(executor, scheduler)
+    if workers is None and executor is None and dev.type != "cpu":
+        workers = 1  # one GPU: cells in processes of their own would only compete for it
+    workers = resolve_workers(workers)
     settings = spec.settings(scale, overrides)
     store = resolve_cache(cache, cache_dir)
     cells = spec.experiment.plan(spec.name, settings, seed, dev.type)
     payloads: list[dict | None] = [store.get(c.config) if store is not None else None for c in cells]
     from_cache = sum(p is not None for p in payloads)
+
+    independent = [i for i, c in enumerate(cells) if payloads[i] is None and c.chain is None]
+    pool_size = min(workers, max(1, len(independent)))
+    use_pool = bool(independent) and (executor not in (None, "local") or pool_size > 1)
 
     bar = None
     if progress:
@@ -122,19 +159,34 @@ def run_figure(
         bar = tqdm(total=total, initial=done, desc=f"{spec.name} ({scale})", unit="cost",
                    bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]")
         bar.set_postfix_str(f"{from_cache}/{len(cells)} cells cached")
+
+    def record(i: int, payload: dict[str, Any]) -> None:
+        """Keep the payload of cell ``i`` and store it in the cache at once."""
+        payloads[i] = payload
+        if store is not None:
+            store.put(cells[i].config, payload)
+        if bar is not None:
+            bar.update(cells[i].cost)
+            bar.set_postfix_str(f"{sum(p is not None for p in payloads)}/{len(cells)} cells done")
+
     previous: dict[Any, dict] = {}
     try:
         with spec.experiment.session(spec.name, settings, seed, str(dev), threads, data_dir) as session:
+            if use_pool:
+                task = functools.partial(compute_cell, spec.name, settings=settings, seed=seed, device=str(dev),
+                                         threads=worker_threads(threads, pool_size), data_dir=data_dir)
+                if bar is not None:
+                    where = "" if is_executor(executor) else f" on {pool_size} {executor or 'local'} workers"
+                    bar.set_postfix_str(f"{len(independent)} cells{where}")
+                with open_executor(executor, scheduler, pool_size) as pool:
+                    for_each_result(pool, task, [cells[i] for i in independent],
+                                    lambda k, payload: record(independent[k], payload))
             for i, cell in enumerate(cells):
                 if payloads[i] is None:
                     if bar is not None:
                         bar.set_postfix_str(f"cell {i + 1}/{len(cells)}: {cell.label}")
                     before = previous.get(cell.chain) if cell.chain is not None else None
-                    payloads[i] = session.compute(cell, before)
-                    if store is not None:
-                        store.put(cell.config, payloads[i])
-                    if bar is not None:
-                        bar.update(cell.cost)
+                    record(i, session.compute(cell, before))
                 if cell.chain is not None:
                     previous[cell.chain] = payloads[i]
             extra = session.extra()
@@ -162,6 +214,19 @@ def run_figure(
         **extra,
     }
     return to_jsonable(result)
+
+
+def compute_cell(figure: str, cell: Cell, *, settings: Mapping[str, Any], seed: int, device: str,
+                 threads: int | None, data_dir: str | None = None) -> dict[str, Any]:
+    """The payload of one independent cell of figure ``figure``, computed in a session of
+    its own: the task that :func:`run_figure` sends to worker processes (a top-level
+    function, so that it pickles; the sessions of Figures 2-5 hold no state)."""
+    spec = registry.get(figure)
+    if cell.chain is not None:
+        raise ValueError(f"compute_cell computes independent cells only; cell {cell.label!r} is in chain "
+                         f"{cell.chain!r}")
+    with spec.experiment.session(spec.name, settings, seed, device, threads, data_dir) as session:
+        return session.compute(cell, None)
 
 
 def _spec_of(results: Any) -> registry.FigureSpec:
@@ -233,5 +298,5 @@ def plot_reference(name: str, directory: str | Path | None = None) -> Figure:
     return fig
 
 
-__all__ = ["run_figure", "check_figure", "measure_figure", "plot_figure", "load_reference", "plot_reference", "REFERENCE_DIR",
-           "library_versions"]
+__all__ = ["run_figure", "compute_cell", "check_figure", "measure_figure", "plot_figure", "load_reference",
+           "plot_reference", "REFERENCE_DIR", "library_versions"]

@@ -49,6 +49,7 @@ def _close_figures():
 
 def tiny(name, tmp_path=None, **kwargs):
     kwargs.setdefault("progress", False)
+    kwargs.setdefault("workers", 1)  # in this process, where the monkeypatched sessions below apply
     if tmp_path is None:
         kwargs.setdefault("cache", False)
     else:

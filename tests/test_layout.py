@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lthbook"
 #: The layers of lthbook/__init__.py's docstring: a module may import from its own layer
 #: (if that makes no cycle) and the layers below.
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(["__init__", "_validation", "scales", "cache", "stats", "style", "cells"], 0),
+    **dict.fromkeys(["__init__", "_validation", "scales", "cache", "stats", "style", "cells", "executors"], 0),
     **dict.fromkeys(["teacher", "risk", "agd", "tensor_init", "geometry", "pruning", "convergence", "networks",
                      "training", "imp", "mnist", "paper_code"], 1),
     **dict.fromkeys(["presets", "synthetic_experiments", "imp_experiments", "claims", "laws", "problem_plots",

@@ -73,6 +73,7 @@ notebooks: setup
 
 assignments: setup
 	$(PY) -m lthbook.assignments --book book --out _build/assignments
+	$(PY) -m lthbook.otter_assign --book book --out _build/assignments --sources-only
 
 gradescope: setup
 	$(PY) -m lthbook.otter_assign --book book --out _build/assignments

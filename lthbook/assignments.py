@@ -242,17 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("chapters", nargs="*", help="chapter files (default: every chapter with exercises)")
     args = parser.parse_args(argv)
     written = write_assignments(args.out, args.book, args.chapters or None)
-    from .otter_assign import coding_chapters, write_otter_sources  # imports this module
-
-    coding = {p.resolve() for p in coding_chapters(args.book)}
-    chosen = [Path(c) for c in args.chapters] if args.chapters else None
-    if chosen is None or any(c.resolve() in coding for c in chosen):
-        chosen = [c for c in chosen if c.resolve() in coding] if chosen else None
-        written += write_otter_sources(Path(args.out) / "otter", args.book, chosen)
     for path in written:
         print(path)
-    print(f"{len(written)} notebooks written under {args.out} "
-          f"(Otter Assign sources in {Path(args.out) / 'otter'}; `make gradescope` builds the autograders)")
+    print(f"{len(written)} notebooks written under {args.out} (the Otter Assign sources come from "
+          f"`python -m lthbook.otter_assign --sources-only`, which `make assignments` runs too)")
     return 0
 
 

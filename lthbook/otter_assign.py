@@ -350,9 +350,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--book", default="book", help="folder holding the chapters (default: book)")
     parser.add_argument("--out", default="_build/assignments", help="output folder (default: _build/assignments)")
     parser.add_argument("chapters", nargs="*", help="chapter files (default: every chapter with coding exercises)")
+    parser.add_argument("--sources-only", action="store_true",
+                        help="only write the Otter Assign sources to OUT/otter (no `otter assign`)")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    for source in write_otter_sources(out / "otter", args.book, args.chapters or None):
+    coding = {p.resolve() for p in coding_chapters(args.book)}
+    chosen = [Path(c) for c in args.chapters if Path(c).resolve() in coding] if args.chapters else None
+    if args.chapters and not chosen:
+        print("no chapter with coding exercises among those given: no Otter source written")
+        return 0
+    sources = write_otter_sources(out / "otter", args.book, chosen)
+    if args.sources_only:
+        for source in sources:
+            print(source)
+        print(f"{len(sources)} Otter Assign sources written under {out / 'otter'}; `make gradescope` builds the "
+              "autograders")
+        return 0
+    for source in sources:
         zip_path = otter_assign(source, out / "gradescope" / source.stem)
         print(f"{source.stem}: student notebook in {zip_path.parent.parent / 'student'}, autograder {zip_path}")
     return 0

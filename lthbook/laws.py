@@ -384,7 +384,9 @@ def _num(value: Any) -> str:
 def sentence(record: Mapping[str, Any]) -> str:
     """A clause that reports a claim record as its verdict allows, for the book's prose:
     ``"0.692 (95 % CI 0.684 to 0.701), which rules out the paper's 0.5"``. It never says
-    more than the verdict: "consistent with" only for *reproduced*."""
+    more than the verdict: "consistent with" only for *reproduced*; an *inconclusive* record
+    says why no verdict was reached (too few trials, an exponent the points cannot pin down,
+    or an interval too wide)."""
     measured = _num(record["measured"])
     lo, hi = record["ci95"]
     ci = "" if lo is None or hi is None else f" (95 % CI {_num(lo)} to {_num(hi)})"
@@ -394,9 +396,13 @@ def sentence(record: Mapping[str, Any]) -> str:
         return f"{measured}{ci}, consistent with the paper's {paper}"
     if record["verdict"] == "not reproduced":
         return f"{measured}{ci}, which rules out the paper's {paper}"
-    reason = f" ({record['note']})" if "trial" in record.get("note", "") or "edge" in record.get("note", "") \
-        or "cannot separate" in record.get("note", "") else ""
-    return f"{measured}{ci}, too uncertain to confirm or rule out the paper's {paper}{reason}"
+    reasons = [part for part in record.get("note", "").split("; ")
+               if "trial" in part or "edge" in part or "cannot separate" in part]
+    if any("trial" in part for part in reasons):
+        return f"{measured}, from too few independent trials for an interval: no verdict on the paper's {paper}"
+    if reasons:
+        return f"{measured}{ci}, not pinned down by these points ({'; '.join(reasons)}): no verdict on the paper's {paper}"
+    return f"{measured}{ci}, too uncertain to confirm or rule out the paper's {paper}"
 
 
 def claims_table(records: Sequence[Mapping[str, Any]]) -> str:

@@ -183,3 +183,13 @@ def test_check_figure_returns_the_claims_of_a_real_run():
     except AssertionError:
         return  # the tiny grid may fail the direction checks; the records above are what is tested
     assert fitted["claims"] == claims
+
+
+def test_sentence_says_no_more_than_the_verdict():
+    base = {"measured": 0.69, "ci95": [0.68, 0.70], "paper_value": 0.5, "note": ""}
+    assert "rules out" in laws.sentence({**base, "verdict": "not reproduced"})
+    assert "consistent with" in laws.sentence({**base, "verdict": "reproduced"})
+    few = laws.sentence({**base, "verdict": "inconclusive", "note": "beta = 0.2; only 1 independent trial(s) in x"})
+    assert "too few independent trials" in few and "consistent" not in few and "rules out" not in few
+    edge = laws.sentence({**base, "verdict": "inconclusive", "note": "r = [1]; the fitted exponent is at the edge"})
+    assert "not pinned down" in edge and "the fitted exponent is at the edge" in edge and "r = [1]" not in edge

@@ -410,7 +410,8 @@ def claims_table(records: Sequence[Mapping[str, Any]]) -> str:
     rows = ["| claim | paper | measured | 95 % CI | verdict |", "| --- | --- | --- | --- | --- |"]
     for r in records:
         lo, hi = r["ci95"]
-        ci = "n/a" if lo is None or hi is None else f"[{_num(lo)}, {_num(hi)}]"
+        few = "independent trial(s)" in r.get("note", "")
+        ci = "n/a (too few trials)" if few else "n/a" if lo is None or hi is None else f"[{_num(lo)}, {_num(hi)}]"
         paper = r["paper_value"] if isinstance(r["paper_value"], str) else _num(r["paper_value"])
         rows.append(f"| `{r['id']}` | {paper} | {_num(r['measured'])} | {ci} | **{r['verdict']}** |")
     return "\n".join(rows)

@@ -46,6 +46,7 @@ import numpy as np
 from scipy import stats as _stats
 
 from ._validation import check_result
+from .claims import fig2_success, success_radius
 from .stats import crossing
 
 #: The verdicts a claim record can carry.
@@ -53,20 +54,26 @@ VERDICTS: tuple[str, ...] = ("reproduced", "not reproduced", "inconclusive")
 
 N_RESAMPLES = 999
 _ALPHAS = np.round(np.arange(0.05, 3.0001, 0.01), 2)
+#: Figure 2's search range also holds negative exponents: a radius that falls ever more slowly
+#: (convex in ``r``) is ``a + |b| r^alpha`` with ``alpha < 0``, and the fit must be able to say so
+#: rather than stop at the edge of a positive range. ``|alpha| < 0.05`` (nearly constant) is left out.
+_ALPHAS_SIGNED = np.round(np.concatenate([np.arange(-6.0, -0.0499, 0.01), _ALPHAS]), 2)
 
 
 # --------------------------------------------------------------------------- fits
 
 
-def offset_power_fit(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
-    """Fit ``y ≈ a + b x^alpha`` by least squares, profiling ``alpha`` over ``[0.05, 3]`` (step
-    0.01; for each ``alpha`` the line in ``x^alpha`` is exact least squares). Returns
-    ``(alpha, a, b)``; NaN for fewer than 3 distinct ``x``."""
+def offset_power_fit(x: Sequence[float], y: Sequence[float], alphas: np.ndarray | None = None
+                     ) -> tuple[float, float, float]:
+    """Fit ``y ≈ a + b x^alpha`` by least squares, profiling ``alpha`` over ``alphas`` (default
+    ``[0.05, 3]`` in steps of 0.01; for each ``alpha`` the line in ``x^alpha`` is exact least
+    squares). Returns ``(alpha, a, b)``; NaN for fewer than 3 distinct ``x``."""
+    grid = _ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     if x.size < 3 or np.unique(x).size < 3 or not np.all(np.isfinite(y)) or np.any(x <= 0):
         return math.nan, math.nan, math.nan
-    Z = x[None, :] ** _ALPHAS[:, None]  # (alphas, points): one least-squares line per alpha, in closed form
+    Z = x[None, :] ** grid[:, None]  # (alphas, points): one least-squares line per alpha, in closed form
     zc = Z - Z.mean(axis=1, keepdims=True)
     yc = y - y.mean()
     szz = np.sum(zc**2, axis=1)
@@ -74,7 +81,7 @@ def offset_power_fit(x: Sequence[float], y: Sequence[float]) -> tuple[float, flo
     a = y.mean() - b * Z.mean(axis=1)
     sse = np.sum((y[None, :] - a[:, None] - b[:, None] * Z) ** 2, axis=1)
     k = int(np.argmin(sse))
-    return float(_ALPHAS[k]), float(a[k]), float(b[k])
+    return float(grid[k]), float(a[k]), float(b[k])
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
@@ -186,43 +193,93 @@ def _equal_claim(claim_id: str, statement: str, paper_value: float, tol: float, 
 # --------------------------------------------------------------------------- Figures 2-5
 
 
-def _area_radius(dist: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    xs = np.concatenate([[0.0], dist])
-    out = []
-    for row in rate:
-        ys = np.concatenate([[1.0], row])
-        out.append(float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2)))
-    return np.asarray(out)
+def _fig2_trial_success(results: Mapping[str, Any]) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray | None]]:
+    """Per-run success of Figure 2: the distance axis (grid, then the far block), and per ``r``
+    the ``(trials, distances)`` boolean arrays of the main grid and of the far block (``None``
+    for an ``r`` without one). The two blocks have independent trials of their own."""
+    tol_success = results["settings"]["success_tol"]
+
+    def runs(rows):
+        return np.array([[np.inf if v is None else v for v in row] for row in rows], dtype=float) < tol_success
+
+    dist = np.asarray(results["axes"]["distance"], dtype=float)
+    main = [runs(trials) for trials in results["raw"]["rel_error"]]
+    far_raw = results["raw"].get("far")
+    far: list[np.ndarray | None] = [None] * len(main)
+    if far_raw:
+        rows = {int(r): i for i, r in enumerate(results["axes"]["r"])}
+        for r, trials in zip(far_raw["r"], far_raw["rel_error"]):
+            far[rows[int(r)]] = runs(trials)
+        dist = np.concatenate([dist, np.asarray(far_raw["distance"], dtype=float)])
+    return dist, main, far
+
+
+def _radius(dist: np.ndarray, main: np.ndarray, far: np.ndarray | None, level: float = 0.5) -> tuple[float, str]:
+    rate = main.mean(axis=0) if far is None else np.concatenate([main.mean(axis=0), far.mean(axis=0)])
+    return crossing(dist[:rate.size], rate, level)
 
 
 def measure_fig2(results: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]]:
     """Figure 2: the exponent ``alpha`` of the success radius ``R(r) = a - b r^alpha``
-    (Theorem 1: ``alpha = 1/2``, tolerance 0.15). The radius of each ``r`` is the area under
-    its success-rate curve; only the ``r`` whose 50 % boundary lies inside the distance grid
-    enter the fit (at least 3 are needed, else the verdict is inconclusive)."""
+    (Theorem 1: ``alpha = 1/2``, tolerance 0.15). The radius of each ``r`` is the distance at
+    which its success rate falls through 50 % (:func:`lthbook.claims.success_radius`), on the
+    grid and, where the settings widen it, the ``far_distances`` block; only the ``r`` whose
+    boundary lies inside the distances run enter the fit (at least 5 are needed to pin down
+    the three parameters, else the verdict is inconclusive). The trials of each ``r`` and
+    block are resampled independently."""
     check_result(results, "fig2")
-    tol_success = results["settings"]["success_tol"]
-    dist = np.asarray(results["axes"]["distance"], dtype=float)
+    dist, main, far = _fig2_trial_success(results)
     r = np.asarray(results["axes"]["r"], dtype=float)
-    succ = [np.array([[np.inf if v is None else v for v in row] for row in trials], dtype=float) < tol_success
-            for trials in results["raw"]["rel_error"]]  # per r: (trials, distances)
-    rate = np.array([s.mean(axis=0) for s in succ])
-    inside = np.array([crossing(dist, row)[1] == "ok" for row in rate])
+    status = [_radius(dist, m, f)[1] for m, f in zip(main, far)]
+    inside = np.array([st == "ok" for st in status])
+    strata = [(i, "main") for i in range(len(main))] + [(i, "far") for i, f in enumerate(far) if f is not None]
+    sizes = [(main[i] if block == "main" else far[i]).shape[0] for i, block in strata]
 
     def alpha(idx):
-        rad = _area_radius(dist, np.array([s[i].mean(axis=0) for s, i in zip(succ, idx)]))
-        return offset_power_fit(r[inside], rad[inside])[0] if inside.sum() >= 3 else math.nan
+        pick = {key: ix for key, ix in zip(strata, idx)}
+        rad = np.array([_radius(dist, main[i][pick[(i, "main")]],
+                                None if far[i] is None else far[i][pick[(i, "far")]])[0] for i in range(len(main))])
+        return offset_power_fit(r[inside], rad[inside], _ALPHAS_SIGNED)[0] if inside.sum() >= 3 else math.nan
 
-    note = (f"fitted on r = {r[inside].astype(int).tolist()} (boundary inside the distance grid); "
+    above = [int(x) for x, st in zip(r, status) if st == "above"]
+    note = (f"fitted on r = {r[inside].astype(int).tolist()} (boundary inside the distances run); "
             f"{int((~inside).sum())} of {r.size} r censored")
+    if above:
+        note += (f"; r = {above} succeed in at least half the runs up to distance {dist[-1]:g}, "
+                 f"their radius is beyond it")
     if inside.sum() < 5:
         note += "; fewer than 5 fitted r cannot separate the three parameters of a - b r^alpha"
     rec = _equal_claim("fig2-radius-exponent", "the success radius falls as a - b r^alpha with alpha = 1/2 "
-                       "(linear in -sqrt(r), Theorem 1)", 0.5, 0.15, alpha, [s.shape[0] for s in succ], note, seed,
-                       bounds=(float(_ALPHAS[0]), float(_ALPHAS[-1])))
+                       "(linear in -sqrt(r), Theorem 1)", 0.5, 0.15, alpha, sizes, note, seed,
+                       bounds=(float(_ALPHAS_SIGNED[0]), float(_ALPHAS_SIGNED[-1])))
     if inside.sum() < 5:
         rec["verdict"] = "inconclusive"
     return [rec]
+
+
+def far_block_summary(results: Mapping[str, Any]) -> str:
+    """One sentence on Figure 2's ``far_distances`` block, from the numbers: the success rate
+    at the farthest distance for each ``r`` that has the block, and which of them never fall
+    through one half (their radius lies beyond every distance run)."""
+    check_result(results, "fig2")
+    far = results["raw"].get("far")
+    if not far:
+        return "This run has no far block: its grid stops at the paper's largest distance."
+    dist, rate = fig2_success(results)
+    status = success_radius(results)["status"]
+    rows = {int(r): i for i, r in enumerate(results["axes"]["r"])}
+    end = [(int(r), float(rate[rows[int(r)], -1])) for r in far["r"]]
+    items = [f"{100 * v:.0f} % for r = {r}" for r, v in end]
+    parts = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    beyond = [int(r) for r in far["r"] if status[rows[int(r)]] == "above"]
+    text = f"At distance {dist[-1]:g} the success rate is {parts}."
+    if beyond:
+        text += (f" For r = {', '.join(map(str, beyond))} a start from that far still succeeds in at least half "
+                 f"the trials, so the radius lies beyond every distance run (a random start succeeds more often "
+                 f"than not); the other widths cross one half inside the block.")
+    else:
+        text += " Every width with the block crosses one half inside it."
+    return text
 
 
 def measure_fig3(results: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]]:
@@ -422,6 +479,6 @@ def by_id(records: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     return {r["id"]: r for r in records}
 
 
-__all__ = ["VERDICTS", "MIN_TRIALS", "sentence", "claims_table", "by_id", "offset_power_fit", "loglog_slope", "stratified_bootstrap", "verdict_equal",
+__all__ = ["VERDICTS", "MIN_TRIALS", "sentence", "claims_table", "by_id", "offset_power_fit", "loglog_slope", "stratified_bootstrap", "far_block_summary", "verdict_equal",
            "verdict_positive", "measure_fig2", "measure_fig3", "measure_fig4", "measure_fig5", "measure_fig6",
            "measure_fig7"]

@@ -47,16 +47,24 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # meets the stopping rule, so every failure costs the full cap.
         "ci": {"K": 5, "d": 50, "N": 300, "r_values": [22, 27, 32, 37, 42], "r_star": None,
                "distances": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0], "trials": 4, "chunk": 4,
-               "eta": "auto", **_AGD_DEFAULTS, "max_iter": 3000},
+               "eta": "auto", **_AGD_DEFAULTS, "max_iter": 3000, "far_distances": [], "far_r_values": []},
         "book": {"K": 5, "d": 50, "N": 300, "r_values": [20, 24, 28, 32, 36, 40, 44, 48], "r_star": None,
                  "distances": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0], "trials": 12,
-                 "chunk": 12, "eta": "auto", **_AGD_DEFAULTS, "max_iter": 3000},
+                 "chunk": 12, "eta": "auto", **_AGD_DEFAULTS, "max_iter": 3000,
+                 # the r whose success rate is still >= 50 % at distance 5 get a second block of
+                 # trials further out (log-spaced up to 80: far enough that W(0) is essentially a
+                 # random direction, since the Hessian and eta="auto" do not depend on W's scale)
+                 "far_distances": [6.0, 8.0, 10.0, 14.0, 20.0, 40.0, 80.0], "far_r_values": [20, 24, 28]},
         # The paper: K=5, d=500, N=3000, 100 tests per (r, distance), 10 000 iterations;
         # the r and distance grids are ours. Early exits on (EARLY_EXIT; bench/bench_early_exit.py
         # measures that they change no outcome): a failed run costs ~2000-5000 iterations, not 10 000.
         "paper": {"K": 5, "d": 500, "N": 3000, "r_values": [100, 150, 200, 250, 300, 350, 400, 450, 500],
                   "r_star": None, "distances": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0],
-                  "trials": 100, "chunk": 5, "eta": "auto", **_AGD_DEFAULTS, "early_exit": True},
+                  "trials": 100, "chunk": 5, "eta": "auto", **_AGD_DEFAULTS, "early_exit": True,
+                  # r <= 300 still succeed in >= 95 % of the trials at distance 5: a second block of
+                  # 100 trials each, out to 80 (see the book preset's note)
+                  "far_distances": [6.0, 7.0, 8.0, 10.0, 12.0, 15.0, 20.0, 40.0, 80.0],
+                  "far_r_values": [100, 150, 200, 250, 300]},
     },
     # ---------------------------------------------------------------- Figure 3
     "fig3": {
@@ -205,6 +213,14 @@ def validate_agd_settings(s: dict[str, Any]) -> dict[str, Any]:
     s["precision"] = check_choice("precision", s["precision"], ("float64", "float32", "float32+polish"))
     if "distances" in s:
         s["distances"] = check_float_list("distances", s["distances"], 0.0)
+    if s.get("far_distances") or s.get("far_r_values"):
+        if "distances" not in s:
+            raise ValueError("far_distances and far_r_values apply to Figure 2's distance grid only")
+        s["far_distances"] = check_float_list("far_distances", s.get("far_distances") or [], s["distances"][-1])
+        s["far_r_values"] = check_int_list("far_r_values", s.get("far_r_values") or [], 1, s["d"])
+        missing = sorted(set(s["far_r_values"]) - set(s["r_values"]))
+        if missing:
+            raise ValueError(f"far_r_values must be a subset of r_values {s['r_values']}; {missing} are not")
     if "distance" in s:
         s["distance"] = check_float("distance", s["distance"], 0.0, low_inclusive=False)
     if "noise_levels" in s:

@@ -91,11 +91,23 @@ _OPTIONAL_KEYS = ("early_exit", "plateau_exit")
 
 
 def fig2_cells(s: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Figure 2: one cell per ``r`` and chunk of trials, each running every initial distance."""
+    """Figure 2: one cell per ``r`` and chunk of trials, each running every initial distance.
+
+    With ``far_distances`` (distances beyond the grid ``distances``) and ``far_r_values``
+    (the ``r`` that need them: those whose success rate is still high at the grid's end),
+    each of those ``r`` gets a second block of cells (``"block": "far"``) with trials of their
+    own, drawn from their own seeds. The cells of the main grid keep their configuration, so
+    widening the grid reuses every cached cell and computes only the new block."""
     base = _shared(s, _RUN_KEYS + ("d", "N", "distances"))
-    return [{**base, "r": r, "chunk": c, "n_trials": n, "seed_key": {"r": r, "chunk": c},
-             "cost": s["N"] * r * s["K"] * n * len(s["distances"])}
-            for r in s["r_values"] for c, n in enumerate(_chunks(s["trials"], s["chunk"]))]
+    cells = [{**base, "r": r, "chunk": c, "n_trials": n, "seed_key": {"r": r, "chunk": c},
+              "cost": s["N"] * r * s["K"] * n * len(s["distances"])}
+             for r in s["r_values"] for c, n in enumerate(_chunks(s["trials"], s["chunk"]))]
+    far = list(s.get("far_distances") or [])
+    for r in (s.get("far_r_values") or []) if far else []:
+        cells += [{**base, "distances": far, "block": "far", "r": r, "chunk": c, "n_trials": n,
+                   "seed_key": {"r": r, "chunk": c, "block": "far"}, "cost": s["N"] * r * s["K"] * n * len(far)}
+                  for c, n in enumerate(_chunks(s["trials"], s["chunk"]))]
+    return cells
 
 
 def fig3_cells(s: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -253,7 +265,10 @@ def _eta_summary(groups: dict[Any, list[dict]], order: Sequence[Any]) -> list[fl
 
 
 def _assemble_fig2(s, cells, payloads):
-    g = _by(cells, payloads, lambda c: c["r"])
+    main = [c.get("block") is None for c in cells]
+    g = _by([c for c, m in zip(cells, main) if m], [p for p, m in zip(payloads, main) if m], lambda c: c["r"])
+    far_groups = _by([c for c, m in zip(cells, main) if not m], [p for p, m in zip(payloads, main) if not m],
+                     lambda c: c["r"])
     succ, trials, div, stopped, err, nit = [], [], [], [], [], []
     for r in s["r_values"]:
         ps = g[r]
@@ -267,6 +282,17 @@ def _assemble_fig2(s, cells, payloads):
     raw = {"success": succ, "trials": trials, "diverged": div, "stopped": stopped,
            "rel_error": err, "n_iter": nit,
            "layout": "success/trials/diverged/stopped: [r][distance]; rel_error/n_iter: [r][trial][distance]"}
+    if far_groups:
+        far_r = [r for r in s["r_values"] if r in far_groups]
+        raw["far"] = {
+            "r": far_r, "distance": list(s["far_distances"]),
+            "success": [np.sum([p["success"] for p in far_groups[r]], axis=0).tolist() for r in far_r],
+            "trials": [[int(sum(p["trials"] for p in far_groups[r]))] * len(s["far_distances"]) for r in far_r],
+            "diverged": [np.sum([p["diverged"] for p in far_groups[r]], axis=0).tolist() for r in far_r],
+            "rel_error": [[row for p in far_groups[r] for row in p["rel_error"]] for r in far_r],
+            "n_iter": [[row for p in far_groups[r] for row in p["n_iter"]] for r in far_r],
+            "layout": "the far_distances block: trials of their own for the r in far_r_values; "
+                      "success/trials/diverged: [far r][far distance]; rel_error/n_iter: [far r][trial][far distance]"}
     return axes, raw, _eta_summary(g, s["r_values"])
 
 

@@ -38,10 +38,14 @@ def _edges(centres: np.ndarray) -> np.ndarray:
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
 
-def _success_map(ax, x: np.ndarray, y: np.ndarray, rate: np.ndarray):
-    """Grey-level map, ``rate`` of shape ``(len(x), len(y))``; 0 = black, 1 = white."""
-    mesh = ax.pcolormesh(_edges(x), _edges(y), rate.T, cmap="gray", vmin=0.0, vmax=1.0, shading="flat",
-                         edgecolors="face", linewidth=0)
+def _success_map(ax, x: np.ndarray, y: np.ndarray, rate: np.ndarray, log_y: bool = False):
+    """Grey-level map, ``rate`` of shape ``(len(x), len(y))``; 0 = black, 1 = white, NaN (not
+    run) left blank in the axes' colour. ``log_y``: cell edges half-way in ``log y``."""
+    y_edges = np.exp(_edges(np.log(y))) if log_y else _edges(y)
+    mesh = ax.pcolormesh(_edges(x), y_edges, np.ma.masked_invalid(rate.T), cmap="gray", vmin=0.0, vmax=1.0,
+                         shading="flat", edgecolors="face", linewidth=0)
+    if log_y:
+        ax.set_yscale("log")
     ax.grid(False)
     # a full frame: without it the white (all-succeed) cells run into the white page
     for spine in ax.spines.values():
@@ -49,12 +53,13 @@ def _success_map(ax, x: np.ndarray, y: np.ndarray, rate: np.ndarray):
     return mesh
 
 
-def _success_map_figure(x: np.ndarray, y: np.ndarray, rate: np.ndarray):
+def _success_map_figure(x: np.ndarray, y: np.ndarray, rate: np.ndarray, log_y: bool = False):
     """A new figure with the grey-level success map of ``rate`` (shape ``(len(x), len(y))``)
     over the whole ``y`` grid and its colour bar; returns ``(fig, ax)``."""
     fig, ax = plt.subplots(figsize=(6.2, 4.8), constrained_layout=True)
-    mesh = _success_map(ax, x, y, rate)
-    ax.set_ylim(_edges(y)[0], _edges(y)[-1])
+    mesh = _success_map(ax, x, y, rate, log_y)
+    edges = np.exp(_edges(np.log(y))) if log_y else _edges(y)
+    ax.set_ylim(edges[0], edges[-1])
     cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
     cbar.set_label("success rate (white: all succeed, black: all fail)")
     return fig, ax
@@ -87,28 +92,39 @@ def _scale_note(results: Mapping[str, Any]) -> str:
 def plot_fig2(results: Mapping[str, Any], *, show_radius: bool = True) -> Figure:
     """Figure 2: success rate of Algorithm 1 against ``sqrt(r)`` and the relative initial distance.
 
-    ``show_radius`` overlays the estimated radius per ``r`` (area under the success-rate
-    curve, :func:`lthbook.claims.success_radius`) and its least-squares line in
-    ``sqrt(r)``, the quantity Theorem 1 (Eq. 6) predicts to fall linearly.
+    ``show_radius`` overlays the radius per ``r`` (where the success rate falls through 50 %,
+    :func:`lthbook.claims.success_radius`) and its least-squares line in ``sqrt(r)``, the
+    quantity Theorem 1 (Eq. 6) predicts to fall linearly. With a ``far_distances`` block the
+    distance axis is logarithmic, and distances not run for an ``r`` are left blank.
     """
     check_result(results, "fig2")
     s = results["settings"]
     sqrt_r = np.asarray(results["axes"]["sqrt_r"], dtype=float)
-    dist = np.asarray(results["axes"]["distance"], dtype=float)
     rad = success_radius(results)
+    dist = np.asarray(rad["distance"], dtype=float)
+    rate = np.asarray([[np.nan if v is None else v for v in row] for row in rad["success_rate"]], dtype=float)
+    log_y = bool(results["raw"].get("far"))
     with _style():
-        fig, ax = _success_map_figure(sqrt_r, dist, np.asarray(rad["success_rate"]))
+        fig, ax = _success_map_figure(sqrt_r, dist, rate, log_y)
+        if log_y:
+            ax.set_facecolor("#9ec5e8")
+            ax.plot([], [], "s", color="#9ec5e8", ms=8, label="not run (boundary already inside the grid)")
         if show_radius:
             inside = ~np.asarray(rad["censored"], dtype=bool)
             lo = sqrt_r[inside][0] if inside.any() else sqrt_r[0]
-            _points_and_line(ax, sqrt_r, np.asarray(rad["area_radius"]), (lo, sqrt_r[-1]),
-                             "radius (area under success curve)",
+            _points_and_line(ax, sqrt_r, np.asarray(rad["radius"]), (lo, sqrt_r[-1]),
+                             "radius (50 % success)",
                              lambda fit: f"fit: {fit.slope:.2f}" + r"$\sqrt{r}$"
                              + f" {'+' if fit.intercept >= 0 else '-'} {abs(fit.intercept):.2f} ($R^2$={fit.r2:.2f})",
-                             excluded=~inside, excluded_label="boundary outside the grid (not fitted)")
+                             excluded=~inside, excluded_label="boundary outside the grid (a bound; not fitted)")
+        elif log_y:
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=8)
         ax.set_xlabel(r"$\sqrt{r}$ (square root of the inputs per neuron)")
         ax.set_ylabel(r"relative initial distance $\|W^{(0)}-W^*\|_F/\|W^*\|_F$")
         ax.set_xticks(sqrt_r, [f"{v:.1f}" for v in sqrt_r])
+        if log_y:
+            ax.set_yticks(dist, [f"{v:g}" for v in dist], fontsize=7)
+            ax.minorticks_off()
         ax.set_title(f"K={s['K']}, d={s['d']}, N={s['N']} ({_scale_note(results)})", fontsize=9)
     return fig
 

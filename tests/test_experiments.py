@@ -107,6 +107,38 @@ def test_fig2_raw_statistics_are_consistent():
     assert res["cells"] == 3 * 2  # 3 trials in chunks of 2
 
 
+def test_fig2_far_block_adds_cells_without_touching_the_grid_cells(tmp_path):
+    plain = tiny("fig2", tmp_path)
+    far = runner.run_figure("fig2", "ci", 0, progress=False, workers=1, cache_dir=tmp_path,
+                            overrides={**TINY["fig2"], "far_distances": [6.0, 20.0], "far_r_values": [3, 5]})
+    # the grid's cells come from the cache (same keys), only the far block is new: 2 r x 2 chunks
+    assert far["cells_from_cache"] == plain["cells"] and far["cells"] == plain["cells"] + 4
+    assert far["raw"]["success"] == plain["raw"]["success"] and far["axes"] == plain["axes"]
+    block = far["raw"]["far"]
+    assert block["r"] == [3, 5] and block["distance"] == [6.0, 20.0]
+    assert np.array(block["rel_error"]).shape == (2, 3, 2) and np.all(np.array(block["trials"]) == 3)
+    dist, rate = claims.fig2_success(far)
+    assert dist.tolist() == [0.3, 1.0, 3.0, 6.0, 20.0]
+    assert np.isnan(rate[2, 3:]).all() and np.isfinite(rate[:2]).all()  # r = 7 has no far block
+    assert isinstance(runner.plot_figure(far), Figure)
+    for bad, match in (({"far_distances": [2.0], "far_r_values": [3]}, "far_distances"),
+                       ({"far_distances": [6.0], "far_r_values": [4]}, "subset"),
+                       ({"far_distances": [], "far_r_values": [3]}, "far_distances")):
+        with pytest.raises(ValueError, match=match):
+            registry.figure_settings("fig2", "ci", {**TINY["fig2"], **bad})
+
+
+def test_fig2_radius_reads_the_far_block():
+    res = fake_fig2([9, 9, 4.2, 3.1, 2.2, 1.1], r=(10, 16, 22, 27, 32, 37))
+    # a far block for the first two r: r = 10 still succeeds at 40 (censored), r = 16 fails from 12 on
+    res["raw"]["far"] = {"r": [10, 16], "distance": [8.0, 12.0, 40.0], "success": [[10, 10, 10], [10, 0, 0]],
+                         "trials": [[10] * 3, [10] * 3], "diverged": [[0] * 3, [0] * 3]}
+    rad = claims.success_radius(res)
+    assert rad["status"][:2] == ["above", "ok"] and rad["radius"][0] == 40.0
+    assert 8.0 < rad["radius"][1] < 12.0
+    assert claims.check_fig2(res)["fitted"] == [False, True, True, True, True, True]
+
+
 def test_same_seed_same_numbers_and_cache_gives_identical_results(tmp_path):
     a = tiny("fig2")
     b = tiny("fig2")
@@ -303,7 +335,7 @@ def test_check_fig2_fits_only_the_r_whose_boundary_is_inside_the_grid():
     out = claims.check_fig2(res)
     assert out["fitted"] == [False, False, True, True, True, True]
     inside = np.sqrt([22, 27, 32, 37])
-    fit = stats.linear_fit(inside, np.asarray(rad["area_radius"])[2:])
+    fit = stats.linear_fit(inside, np.asarray(rad["radius"])[2:])
     assert out["slope"] == pytest.approx(fit.slope) and out["r2"] == pytest.approx(fit.r2)
     # every r fails already at the smallest distance but the last ones: censored from below
     assert claims.success_radius(fake_fig2([0.1, 0.1, 4, 3, 2]))["censored"] == [True, True, False, False, False]

@@ -117,6 +117,27 @@ def test_fig2_radius_law_and_its_nulls():
                    "fig2-radius-exponent") == "not reproduced"  # linear in -r
     assert verdict(laws.measure_fig2(fake_fig2(lambda r: 300.0 / r)), "fig2-radius-exponent") != "reproduced"
     assert verdict(laws.measure_fig2(fake_fig2(lambda r: 5.0)), "fig2-radius-exponent") != "reproduced"  # flat
+    # a radius that blows up as r falls (convex, like the measured one) is not linear in -sqrt(r)
+    convex = laws.measure_fig2(fake_fig2(lambda r: 2e5 / r**2))
+    assert verdict(convex, "fig2-radius-exponent") == "not reproduced"
+    assert laws.by_id(convex)["fig2-radius-exponent"]["measured"] < 0
+
+
+def test_fig2_radius_law_uses_the_far_block():
+    law = lambda r: 9.0 - 0.35 * math.sqrt(r)  # noqa: E731
+    res = fake_fig2(law, r=(100, 150, 200, 250, 300, 350, 400))
+    res["axes"]["distance"] = res["axes"]["distance"][:16]  # the grid ends at 2.4: the first r are censored
+    res["raw"]["rel_error"] = [[row[:16] for row in trials] for trials in res["raw"]["rel_error"]]
+    cut = laws.measure_fig2(res)
+    assert "censored" in laws.by_id(cut)["fig2-radius-exponent"]["note"]
+    far_dist = np.round(np.geomspace(2.4, 12, 12), 4)  # the same spacing as the grid, carried on
+    err = []
+    for rv in (100, 150, 200, 250, 300, 350):
+        rad = law(rv) * np.exp(RNG.normal(0, 0.05, 60))
+        err.append(np.where(far_dist[None, :] < rad[:, None], 1e-9, 0.5).tolist())
+    res["raw"]["far"] = {"r": [100, 150, 200, 250, 300, 350], "distance": far_dist.tolist(), "rel_error": err}
+    rec = laws.by_id(laws.measure_fig2(res))["fig2-radius-exponent"]
+    assert rec["verdict"] == "reproduced" and "r = [100, 150, 200, 250, 300, 350, 400]" in rec["note"]
 
 
 def test_fig3_rate_law_ratio_and_their_nulls():

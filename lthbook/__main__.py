@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="worker processes for the independent cells of fig2-fig5 (default: one per CPU core, "
                           "1 with --device cuda; 1: compute in this process); the numbers do not depend on it. "
                           "fig6-fig7 run their IMP levels in order in this process")
+    rep.add_argument("--reuse-cells-from", choices=["cpu", "cuda"], action="append", default=None,
+                     metavar="DEVICE", help="also accept cached cells computed on DEVICE (cpu or cuda) where this "
+                     "device has none; only where the devices were shown to agree (bench/gpu_check.py). May be "
+                     "repeated")
     rep.add_argument("--executor", choices=["local", "dask"], default=None,
                      help="where the workers run: local (a process pool, default) or dask (a dask.distributed "
                           f"cluster; {DASK_INSTALL})")
@@ -289,12 +293,12 @@ def finish(figure: str, results: dict, json_path: Path) -> bool:
 def reproduce(figure: str, scale: str | None, seed: int | None, device: str, out: Path,
               cache_dir: Path | None, cache: bool, threads: int | None, progress: bool,
               overrides: dict | None = None, data_dir: Path | None = None, *, workers: int | None = None,
-              executor: Any = None) -> bool:
+              executor: Any = None, reuse_cells_from: list[str] | None = None) -> bool:
     """Run one figure, check its claim, write ``out/<figure>.{json,png,pdf}``; True if the check passed.
     ``workers`` and ``executor`` are those of :func:`lthbook.runner.run_figure`."""
     results = run_figure(figure, scale=scale, seed=seed, device=device, cache_dir=cache_dir, progress=progress,
                          cache=cache, threads=threads, overrides=overrides, data_dir=data_dir, workers=workers,
-                         executor=executor)
+                         executor=executor, reuse_cells_from=tuple(reuse_cells_from or ()))
     return finish(figure, results, out / f"{figure}.json")
 
 
@@ -388,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with cluster as executor:
             ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
                             not args.no_progress, overrides, args.data_dir, workers=args.workers,
-                            executor=executor) for f in figures]
+                            executor=executor, reuse_cells_from=args.reuse_cells_from) for f in figures]
     except SchedulerError as exc:
         parser.exit(2, f"{parser.prog}: error: --scheduler: {exc}\n")
     except KeyboardInterrupt:

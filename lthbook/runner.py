@@ -30,14 +30,14 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
 from . import __version__, registry
-from ._validation import check_int, resolve_device
+from ._validation import check_choice, check_int, resolve_device
 from .cache import ResultCache, resolve_cache, to_jsonable
 from .cells import Cell
 from .executors import check_executor, for_each_result, is_executor, open_executor, resolve_workers, worker_threads
@@ -66,6 +66,7 @@ def run_figure(
     workers: int | None = None,
     executor: Any = None,
     scheduler: str | None = None,
+    reuse_cells_from: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run (or read back from the cache) every cell of one figure of §5.
 
@@ -120,6 +121,13 @@ def run_figure(
         those of a serial run.
     scheduler:
         With ``executor="dask"``: the scheduler's address (``"tcp://host:8786"``).
+    reuse_cells_from:
+        Device types (``"cpu"``, ``"cuda"``) whose cached cells may stand in for a cell that is
+        not cached for ``device``: the device type is part of a cell's cache key, so by default
+        a result made on a GPU is not reused on the CPU. Use it only where the devices were shown
+        to agree (``bench/gpu_check.py``; §5.1's paper-scale figures: identical outcomes and
+        iteration counts on 91 Figure 2 cells). The result counts its cells per device under
+        ``"cells_by_device"``.
 
     Returns
     -------
@@ -144,6 +152,14 @@ def run_figure(
     store = resolve_cache(cache, cache_dir)
     cells = spec.experiment.plan(spec.name, settings, seed, dev.type)
     payloads: list[dict | None] = [store.get(c.config) if store is not None else None for c in cells]
+    devices = [dev.type] * len(cells)
+    for other in _device_types(reuse_cells_from, dev.type):
+        if store is None:
+            break
+        for i, alt in enumerate(spec.experiment.plan(spec.name, settings, seed, other)):
+            if payloads[i] is None:
+                payloads[i] = store.get(alt.config)
+                devices[i] = other if payloads[i] is not None else devices[i]
     from_cache = sum(p is not None for p in payloads)
 
     independent = [i for i, c in enumerate(cells) if payloads[i] is None and c.chain is None]
@@ -207,6 +223,8 @@ def run_figure(
         **assembled,
         "cells": len(cells),
         "cells_from_cache": from_cache,
+        **({"cells_by_device": {d: devices.count(d) for d in sorted(set(devices))}}
+           if set(devices) != {dev.type} else {}),
         "cell_time_s": float(sum(p["wall_s"] for p in payloads)),
         "wall_time_s": time.perf_counter() - start,
         "versions": library_versions(),
@@ -214,6 +232,15 @@ def run_figure(
         **extra,
     }
     return to_jsonable(result)
+
+
+def _device_types(names: Sequence[str], own: str) -> list[str]:
+    """The validated device types of ``reuse_cells_from``, without ``own``."""
+    if isinstance(names, str) or not isinstance(names, (list, tuple)):
+        raise TypeError(f"reuse_cells_from must be a list of device types, got {names!r}")
+    for name in names:
+        check_choice("reuse_cells_from", name, ("cpu", "cuda"))
+    return [n for n in dict.fromkeys(names) if n != own]
 
 
 def compute_cell(figure: str, cell: Cell, *, settings: Mapping[str, Any], seed: int, device: str,

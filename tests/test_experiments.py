@@ -128,6 +128,26 @@ def test_fig2_far_block_adds_cells_without_touching_the_grid_cells(tmp_path):
             registry.figure_settings("fig2", "ci", {**TINY["fig2"], **bad})
 
 
+def test_cells_of_another_device_are_reused_only_when_asked(tmp_path):
+    first = tiny("fig2", tmp_path / "cpu")
+    store = ResultCache(tmp_path / "cpu")
+    cells = registry.get("fig2").experiment.plan("fig2", first["settings"], 0, "cpu")
+    for folder in ("plain", "reuse"):
+        other = ResultCache(tmp_path / folder)
+        for cell in cells[:4]:  # pretend these were computed on a GPU: same payload, key with device "cuda"
+            other.put({**cell.config, "device": "cuda"}, store.get(cell.config))
+    plain = tiny("fig2", tmp_path / "plain")
+    assert plain["cells_from_cache"] == 0 and "cells_by_device" not in plain
+    reused = runner.run_figure("fig2", "ci", 0, progress=False, workers=1, cache_dir=tmp_path / "reuse",
+                               overrides=TINY["fig2"], reuse_cells_from=["cuda"])
+    assert reused["cells_from_cache"] == 4 and reused["cells_by_device"] == {"cpu": 2, "cuda": 4}
+    assert reused["raw"] == first["raw"]
+    for bad, error in (("cuda", TypeError), (["tpu"], ValueError)):
+        with pytest.raises(error, match="reuse_cells_from"):
+            runner.run_figure("fig2", "ci", 0, progress=False, cache=False, overrides=TINY["fig2"],
+                              reuse_cells_from=bad)
+
+
 def test_fig2_radius_reads_the_far_block():
     res = fake_fig2([9, 9, 4.2, 3.1, 2.2, 1.1], r=(10, 16, 22, 27, 32, 37))
     # a far block for the first two r: r = 10 still succeeds at 40 (censored), r = 16 fails from 12 on

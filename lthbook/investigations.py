@@ -7,17 +7,29 @@
   whose log-log slope in ``r`` is ``1/2 + (1/2) p/(N - p)``: 1/2 only while ``rK << N``.
   The function reruns Figure 5's protocol at several ``N`` and compares the measured
   exponent with the one that curve predicts on the same ``r`` grid.
+* :func:`paper_code_side_by_side` -- IMP on MNIST as the book does it, with the paper code's
+  two behaviours switched on (:data:`lthbook.paper_code.QUIRKS`: its gradient filter, which
+  drops the loss gradient of every negative weight, and its rewind of the biases by
+  reference), and with only the second of them: same network, initialization, data and
+  batch order, so the differences are those behaviours alone.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from ._validation import check_int, check_int_list
+from .imp_experiments import FIG7
 from .laws import by_id, loglog_slope, measure_fig5
+from .presets import PRESETS, validate_fig7_settings
 from .runner import run_figure
+from .scales import get_seed
+from .training import torch_threads
 
 
 def least_squares_error_curve(r: Sequence[float], K: int, N: int) -> np.ndarray:
@@ -50,4 +62,55 @@ def fig5_exponent_against_N(N_values: Sequence[int], scale: str | None = None, s
     return rows
 
 
-__all__ = ["least_squares_error_curve", "fig5_exponent_against_N"]
+#: The variants of :func:`paper_code_side_by_side`: name -> paper-code behaviours switched on.
+PAPER_CODE_VARIANTS: dict[str, tuple[str, ...]] = {
+    "lthbook": (),
+    "paper code": ("sign_mask", "bias_rewind"),
+    "paper code, sign mask fixed": ("bias_rewind",),
+}
+
+
+def paper_code_side_by_side(N: int = 2000, epochs: int = 2, levels: int = 6, test_size: int = 10000,
+                            seed: int | None = None, network: str = "lenet5", data_dir: str | None = None,
+                            threads: int = 1) -> dict[str, Any]:
+    """IMP on MNIST (Figure 7's run, :data:`lthbook.imp_experiments.FIG7`) for each variant of
+    :data:`PAPER_CODE_VARIANTS`, with the paper code's settings (Adam, ``lr = 1.2e-3``, batch 60,
+    weight decay ``1e-4``, 20 % pruned per level): ``N`` training images, ``epochs`` per level,
+    ``levels`` levels (``0.8^(levels - 1)`` of the weights left at the last one), the first
+    ``test_size`` test images. Every variant starts from the same initialization and sees the
+    same batches (both are functions of ``seed``).
+
+    Returns ``settings``, ``remaining`` (fraction of weights left per level) and, per variant,
+    ``quirks``, ``best_test_accuracy`` (per level), ``negative_moves`` (per level and weight
+    tensor: ``[negative, crossed, deeper]``, :func:`lthbook.imp.negative_weight_moves`),
+    ``crossed_fraction`` / ``deeper_fraction`` (per level and tensor: ``crossed / negative`` and
+    ``deeper / negative``), ``rewind_mismatch`` (per level, the parameters whose rewind was not
+    exact) and ``seconds``.
+    """
+    settings = validate_fig7_settings({**PRESETS["fig7"]["book"], "network": network, "N_values": [N],
+                                       "levels": levels, "epochs": epochs})
+    test_size = check_int("test_size", test_size, 1, 10000)
+    seed = get_seed(seed)
+    shared = FIG7.prepare(settings, seed, data_dir)
+    data = shared["data"]
+    shared["data"] = dataclasses.replace(data, test_images=data.test_images[:test_size],
+                                         test_labels=data.test_labels[:test_size])
+    out: dict[str, Any] = {"settings": {**settings, "test_size": test_size, "seed": seed}, "variants": {}}
+    with torch_threads(check_int("threads", threads, 1)):
+        for name, quirks in PAPER_CODE_VARIANTS.items():
+            start = time.perf_counter()
+            run = FIG7.build_run({**settings, "quirks": quirks}, shared, {"N": N}, seed, torch.device("cpu"))
+            rows = [run.level(None, settings["prune_fraction"], level) for level in range(levels)]
+            moves = [row["negative_moves"] for row in rows]
+            out["remaining"] = [row["remaining"] for row in rows]
+            out["variants"][name] = {
+                "quirks": list(quirks), "best_test_accuracy": [row["best_test_accuracy"] for row in rows],
+                "negative_moves": moves,
+                "crossed_fraction": [{k: c / max(n, 1) for k, (n, c, _) in m.items()} for m in moves],
+                "deeper_fraction": [{k: dp / max(n, 1) for k, (n, _, dp) in m.items()} for m in moves],
+                "rewind_mismatch": [row["invariants"]["rewind_mismatch"] for row in rows],
+                "seconds": time.perf_counter() - start}
+    return out
+
+
+__all__ = ["least_squares_error_curve", "fig5_exponent_against_N", "PAPER_CODE_VARIANTS", "paper_code_side_by_side"]

@@ -12,20 +12,27 @@
   drops the loss gradient of every negative weight, and its rewind of the biases by
   reference), and with only the second of them: same network, initialization, data and
   batch order, so the differences are those behaviours alone.
+* :func:`fig3_step_size_readings` -- Figure 3 under the two readings of the paper's step size
+  ``eta = 0.5``: the book's (``0.5 K^2 = 12.5`` in this book's ``1/K``-scaled risk,
+  :func:`lthbook.agd.paper_step_size`) and the literal one (``eta = 0.5`` in the scaled risk),
+  with ``nu`` per ``r``, the iterations to ``1e-8``, and Figure 3's laws
+  (:func:`lthbook.laws.measure_fig3`) for each.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ._validation import check_int, check_int_list
+from ._validation import check_float, check_int, check_int_list
+from .agd import paper_step_size
 from .imp_experiments import FIG7
-from .laws import by_id, loglog_slope, measure_fig5
+from .laws import by_id, loglog_slope, measure_fig3, measure_fig5
 from .presets import PRESETS, validate_fig7_settings
 from .runner import run_figure
 from .scales import get_seed
@@ -113,4 +120,73 @@ def paper_code_side_by_side(N: int = 2000, epochs: int = 2, levels: int = 6, tes
     return out
 
 
-__all__ = ["least_squares_error_curve", "fig5_exponent_against_N", "PAPER_CODE_VARIANTS", "paper_code_side_by_side"]
+#: The two readings of the paper's ``eta = 0.5`` for Figure 3 (the value of the setting ``eta``).
+ETA_READINGS: dict[str, Any] = {"book": "paper", "literal": 0.5}
+
+
+def _iterations_to(curve: Mapping[str, Sequence[float]], target: float, nu: float) -> tuple[float, bool]:
+    """First iteration at which the mean ``log10`` error curve reaches ``log10(target)`` (linear
+    interpolation), and ``False``; if the curve stops above it, the iteration extrapolated from its
+    last point at the rate ``nu``, and ``True``."""
+    it = np.asarray(curve["iterations"], dtype=float)
+    log_err = np.asarray(curve["mean_log10_error"], dtype=float)
+    goal = math.log10(target)
+    below = np.flatnonzero(log_err <= goal)
+    if below.size:
+        k = int(below[0])
+        if k == 0:
+            return float(it[0]), False
+        frac = (log_err[k - 1] - goal) / (log_err[k - 1] - log_err[k])
+        return float(it[k - 1] + frac * (it[k] - it[k - 1])), False
+    if not (0.0 < nu < 1.0):
+        return float("nan"), True
+    return float(it[-1] + (goal - log_err[-1]) / math.log10(nu)), True
+
+
+def fig3_step_size_readings(r_values: Sequence[int] | None = None, trials: int | None = None,
+                            literal_max_iter: int = 3000, fit_window: Sequence[float] = (1e-11, 1e-2),
+                            target: float = 1e-8, scale: str = "ci", seed: int | None = None,
+                            overrides: Mapping[str, Any] | None = None, progress: bool = False,
+                            **run_kwargs: Any) -> dict[str, Any]:
+    """Figure 3 (Theorem 2's rate ``nu`` of AGD and GD against ``r``) under both readings of the
+    paper's ``eta = 0.5`` (:data:`ETA_READINGS`): ``"book"``, the step of the un-normalized model,
+    ``eta = 0.5 K^2`` in this book's risk (Eq. 2 with its ``1/K``), and ``"literal"``, ``eta = 0.5``
+    in that risk. Everything else is the preset of ``scale`` (``r_values``/``trials`` replace
+    its grid, ``overrides`` any other setting, e.g. ``{"d": 20, "N": 200}``); the literal reading runs up to ``literal_max_iter`` iterations, and both fit ``nu``
+    on the errors inside ``fit_window`` (:func:`lthbook.stats.fit_rate`).
+
+    Returns, per reading: ``eta`` (the step used), ``nu`` (``{"AGD": [...], "GD": [...]}``, the
+    mean over runs per ``r``), ``iterations`` (to ``target``, from the mean ``log10`` error curve;
+    ``extrapolated`` per entry marks those extrapolated at the rate ``nu`` beyond the last
+    iteration), ``ratio`` (``(1 - nu_AGD)/(1 - nu_GD)`` per ``r``), ``max_iter`` and ``claims``
+    (the records of :func:`lthbook.laws.measure_fig3`: the exponent of ``nu = a + b r^alpha``
+    and the AGD/GD ratio); and ``r``, ``K``.
+    """
+    overrides = {**(overrides or {}), "fit_window": [float(v) for v in fit_window]}
+    if r_values is not None:
+        overrides["r_values"] = check_int_list("r_values", r_values, 1)
+    if trials is not None:
+        overrides["trials"] = overrides["chunk"] = check_int("trials", trials, 1)
+    literal_max_iter = check_int("literal_max_iter", literal_max_iter, 1)
+    target = check_float("target", target, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+    out: dict[str, Any] = {"readings": {}}
+    for name, eta in ETA_READINGS.items():
+        extra = {"eta": eta} if eta == "paper" else {"eta": eta, "max_iter": literal_max_iter}
+        res = run_figure("fig3", scale, seed, progress=progress, overrides={**overrides, **extra}, **run_kwargs)
+        s, raw = res["settings"], res["raw"]
+        nu = {alg: [float(np.nanmean(np.asarray(row, dtype=float))) if len(row) else float("nan")
+                    for row in raw["nu"][alg]] for alg in ("AGD", "GD")}
+        iters = {alg: [_iterations_to(c, target, v) for c, v in zip(raw["curves"][alg], nu[alg])]
+                 for alg in ("AGD", "GD")}
+        out["r"], out["K"] = s["r_values"], s["K"]
+        out["readings"][name] = {
+            "eta": paper_step_size(s["K"]) if eta == "paper" else float(eta), "max_iter": s["max_iter"],
+            "nu": nu, "iterations": {a: [i for i, _ in v] for a, v in iters.items()},
+            "extrapolated": {a: [e for _, e in v] for a, v in iters.items()},
+            "ratio": [(1 - a) / (1 - g) for a, g in zip(nu["AGD"], nu["GD"])],
+            "claims": measure_fig3(res)}
+    return out
+
+
+__all__ = ["least_squares_error_curve", "fig5_exponent_against_N", "PAPER_CODE_VARIANTS", "paper_code_side_by_side",
+           "ETA_READINGS", "fig3_step_size_readings"]

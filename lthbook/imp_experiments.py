@@ -32,7 +32,12 @@ computed. Settings per scale are in :mod:`lthbook.presets`, the claim checks in
 
 Every level also records the IMP invariants (:func:`lthbook.imp.check_training_invariants`,
 :func:`lthbook.imp.check_rewind`): pruned weights exactly zero after training, no
-unpruned weight frozen, parameters bitwise equal to the initialization after the rewind.
+unpruned weight frozen, parameters bitwise equal to the initialization after the rewind;
+and how the unpruned negative weights moved (``negative_moves``,
+:func:`lthbook.imp.negative_weight_moves`). Figure 7's settings may carry ``quirks`` (not a
+preset setting, so absent from every cache key): the paper code's behaviours
+(:data:`lthbook.paper_code.QUIRKS`) that its runs switch on, used by
+:func:`lthbook.investigations.paper_code_side_by_side`.
 
 Result of :func:`lthbook.runner.run_figure`: ``figure``, ``title``, ``claim``, ``scale``, ``seed``, ``device``,
 ``threads``, ``settings``, ``axes`` (``N``, ``level``, ``remaining`` = nominal fraction

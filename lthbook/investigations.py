@@ -120,8 +120,30 @@ def paper_code_side_by_side(N: int = 2000, epochs: int = 2, levels: int = 6, tes
     return out
 
 
+def paper_code_summary(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers §5.2 quotes from :func:`paper_code_side_by_side`: per variant ``first`` and
+    ``last`` (best test accuracy at the first and last level), ``crossed_level0`` (the smallest and
+    largest share, over the weight tensors, of the unpruned negative weights that were positive
+    after the first level's training), ``crossed`` and ``deeper`` (shares of all negative weights
+    of all levels that ended positive / further from zero), and ``steps_per_level``."""
+    s = result["settings"]
+    out: dict[str, Any] = {"steps_per_level": s["epochs"] * math.ceil(s["N_values"][0] / s["batch_size"]),
+                           "variants": {}}
+    for name, v in result["variants"].items():
+        moves = [m for level in v["negative_moves"] for m in level.values()]
+        negative = max(sum(m[0] for m in moves), 1)
+        level0 = list(v["crossed_fraction"][0].values())
+        out["variants"][name] = {"first": v["best_test_accuracy"][0], "last": v["best_test_accuracy"][-1],
+                                 "crossed_level0": (min(level0), max(level0)),
+                                 "crossed": sum(m[1] for m in moves) / negative,
+                                 "deeper": sum(m[2] for m in moves) / negative}
+    return out
+
+
 #: The two readings of the paper's ``eta = 0.5`` for Figure 3 (the value of the setting ``eta``).
 ETA_READINGS: dict[str, Any] = {"book": "paper", "literal": 0.5}
+#: The span of the rate ``nu`` in the paper's Figure 3(b), read off the plot (approximate).
+PAPER_FIG3_NU: tuple[float, float] = (0.6, 0.9)
 
 
 def _iterations_to(curve: Mapping[str, Sequence[float]], target: float, nu: float) -> tuple[float, bool]:
@@ -188,5 +210,49 @@ def fig3_step_size_readings(r_values: Sequence[int] | None = None, trials: int |
     return out
 
 
+def _gap(nu: Sequence[float], paper: Sequence[float] = PAPER_FIG3_NU) -> float:
+    """The factor (at least 1) by which the span of the per-iteration decay ``1 - nu`` of a reading
+    misses the span in the paper's plot: 1 when they overlap, ``(smallest of the paper) / (largest
+    of the reading)`` when the reading converges more slowly, the inverse ratio when faster."""
+    decay = 1 - np.asarray(nu, dtype=float)
+    low, high = 1 - paper[1], 1 - paper[0]
+    if np.nanmax(decay) < low:
+        return float(low / np.nanmax(decay))
+    if np.nanmin(decay) > high:
+        return float(np.nanmin(decay) / high)
+    return 1.0
+
+
+def eta_readings_summary(out: Mapping[str, Any]) -> dict[str, Any]:
+    """From :func:`fig3_step_size_readings`: a Markdown ``table`` (per reading: ``eta``, ``nu`` of
+    AGD and GD over ``r``, iterations to the target, the AGD/GD ratio, the exponent of
+    ``nu = a + b r^alpha``), ``gap`` per reading (the factor by which its ``1 - nu`` for AGD
+    misses the span of the paper's plot, :data:`PAPER_FIG3_NU`; 1 = overlap), ``chosen`` (the
+    reading with the smaller gap), and per reading the facts of Figure 3's
+    picture (``rises``: ``nu`` of AGD grows with ``r``; ``agd_below``: below GD at every ``r``)."""
+    rows = ["| reading | eta | nu, AGD | nu, GD | iterations to 1e-8, AGD | (1-nu_AGD)/(1-nu_GD) | exponent alpha |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    facts: dict[str, Any] = {}
+    for name, rd in out["readings"].items():
+        nu_a, nu_g = np.asarray(rd["nu"]["AGD"]), np.asarray(rd["nu"]["GD"])
+        its = np.asarray(rd["iterations"]["AGD"], dtype=float)
+        extra = any(rd["extrapolated"]["AGD"])
+        alpha = by_id(rd["claims"])["fig3-nu-exponent"]["measured"]
+        facts[name] = {"nu_AGD": (float(np.nanmin(nu_a)), float(np.nanmax(nu_a))),
+                       "nu_GD": (float(np.nanmin(nu_g)), float(np.nanmax(nu_g))),
+                       "iterations_AGD": (float(np.nanmin(its)), float(np.nanmax(its))), "extrapolated": extra,
+                       "ratio": float(np.nanmean(rd["ratio"])), "alpha": alpha,
+                       "gap": _gap(nu_a), "rises": bool(np.all(np.diff(nu_a) > 0)),
+                       "agd_below": bool(np.all(nu_a < nu_g)), "eta": rd["eta"], "max_iter": rd["max_iter"]}
+        f = facts[name]
+        rows.append(f"| {name} | {f['eta']:g} | {f['nu_AGD'][0]:.4f} to {f['nu_AGD'][1]:.4f} | "
+                    f"{f['nu_GD'][0]:.4f} to {f['nu_GD'][1]:.4f} | {f['iterations_AGD'][0]:.0f} to "
+                    f"{f['iterations_AGD'][1]:.0f}{' (extrapolated)' if extra else ''} | {f['ratio']:.3f} | "
+                    f"{alpha:.2f} |")
+    chosen = min(facts, key=lambda k: facts[k]["gap"])
+    return {"table": "\n".join(rows), "facts": facts, "chosen": chosen, "gap": {k: f["gap"] for k, f in facts.items()}}
+
+
 __all__ = ["least_squares_error_curve", "fig5_exponent_against_N", "PAPER_CODE_VARIANTS", "paper_code_side_by_side",
-           "ETA_READINGS", "fig3_step_size_readings"]
+           "paper_code_summary",
+           "ETA_READINGS", "PAPER_FIG3_NU", "fig3_step_size_readings", "eta_readings_summary"]

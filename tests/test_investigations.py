@@ -8,9 +8,15 @@ import math
 import numpy as np
 import pytest
 
-from lthbook import mnist
-from lthbook.investigations import (ETA_READINGS, PAPER_CODE_VARIANTS, _iterations_to, fig3_step_size_readings,
-                                    paper_code_side_by_side)
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from lthbook import mnist  # noqa: E402
+from lthbook.imp_plots import plot_paper_code_side_by_side  # noqa: E402
+from lthbook.investigations import (ETA_READINGS, PAPER_CODE_VARIANTS, _iterations_to, eta_readings_summary,  # noqa: E402
+                                    fig3_step_size_readings, paper_code_side_by_side, paper_code_summary)
 
 
 def test_iterations_to_interpolates_and_extrapolates():
@@ -62,5 +68,33 @@ def test_paper_code_side_by_side_runs_every_variant_from_the_same_start():
     # the sign filter: negative weights hardly ever move away from zero; with the loss gradient many do
     assert max(f for level in paper["deeper_fraction"] for f in level.values()) < 0.1
     assert min(f for f in lth["deeper_fraction"][0].values()) > 0.2
+    summary = paper_code_summary(out)
+    assert summary["steps_per_level"] == 5  # 300 images in batches of 60, one epoch
+    assert summary["variants"]["paper code"]["deeper"] < 0.1 < summary["variants"]["lthbook"]["deeper"]
+    assert summary["variants"]["lthbook"]["first"] == lth["best_test_accuracy"][0]
+    plt.close(plot_paper_code_side_by_side(out))
     with pytest.raises(ValueError, match="test_size"):
         paper_code_side_by_side(N=300, epochs=1, levels=1, test_size=0)
+
+
+def _fake_readings(nu_book, nu_literal):
+    def reading(nu, eta, extrapolated):
+        claims = [{"id": "fig3-nu-exponent", "measured": 0.5}]
+        return {"eta": eta, "max_iter": 100, "nu": {"AGD": nu, "GD": [v + 0.01 for v in nu]},
+                "iterations": {"AGD": [100.0] * len(nu), "GD": [120.0] * len(nu)},
+                "extrapolated": {"AGD": [extrapolated] * len(nu), "GD": [extrapolated] * len(nu)},
+                "ratio": [1.2] * len(nu), "claims": claims}
+    return {"readings": {"book": reading(nu_book, 12.5, False), "literal": reading(nu_literal, 0.5, True)}}
+
+
+def test_eta_readings_summary_picks_the_reading_closer_to_the_papers_rates():
+    summary = eta_readings_summary(_fake_readings([0.90, 0.95], [0.996, 0.998]))
+    assert summary["chosen"] == "book"
+    # largest 1 - nu: 0.1 for the book (meets the paper's smallest, 0.1), 0.004 for the literal one
+    assert summary["gap"]["book"] == pytest.approx(1.0) and summary["gap"]["literal"] == pytest.approx(25)
+    assert summary["facts"]["book"]["rises"] and summary["facts"]["book"]["agd_below"]
+    assert "(extrapolated)" in summary["table"] and summary["table"].count("\n") == 3
+    assert eta_readings_summary(_fake_readings([0.99, 0.999], [0.7, 0.8]))["chosen"] == "literal"
+    # rates below the paper's (too fast) miss it too: 1 - nu from 0.8, the paper's up to 0.4
+    too_fast = eta_readings_summary(_fake_readings([0.1, 0.2], [0.95, 0.97]))
+    assert too_fast["gap"]["book"] == pytest.approx(2.0) and too_fast["gap"]["literal"] == pytest.approx(2.0)

@@ -250,7 +250,17 @@ def eta_readings_summary(out: Mapping[str, Any]) -> dict[str, Any]:
                     f"{f['iterations_AGD'][1]:.0f}{' (extrapolated)' if extra else ''} | {f['ratio']:.3f} | "
                     f"{alpha:.2f} |")
     chosen = min(facts, key=lambda k: facts[k]["gap"])
-    return {"table": "\n".join(rows), "facts": facts, "chosen": chosen, "gap": {k: f["gap"] for k, f in facts.items()}}
+    shape = {k: [w for w, ok in (("nu rising with r", f["rises"]), ("AGD below GD", f["agd_below"])) if not ok]
+             for k, f in facts.items()}
+    if not any(shape.values()):
+        picture = "Both readings show nu rising with r and AGD below GD"
+    else:
+        parts = [f"the {k} reading lacks {' and '.join(m)}" if m else
+                 f"the {k} reading shows nu rising with r and AGD below GD" for k, m in shape.items()]
+        picture = "; ".join(parts)
+        picture = picture[0].upper() + picture[1:]
+    return {"table": "\n".join(rows), "facts": facts, "chosen": chosen, "gap": {k: f["gap"] for k, f in facts.items()},
+            "picture": picture}
 
 
 __all__ = ["least_squares_error_curve", "fig5_exponent_against_N", "PAPER_CODE_VARIANTS", "paper_code_side_by_side",

@@ -94,7 +94,11 @@ def test_eta_readings_summary_picks_the_reading_closer_to_the_papers_rates():
     assert summary["gap"]["book"] == pytest.approx(1.0) and summary["gap"]["literal"] == pytest.approx(25)
     assert summary["facts"]["book"]["rises"] and summary["facts"]["book"]["agd_below"]
     assert "(extrapolated)" in summary["table"] and summary["table"].count("\n") == 3
-    assert eta_readings_summary(_fake_readings([0.99, 0.999], [0.7, 0.8]))["chosen"] == "literal"
+    assert summary["picture"] == "Both readings show nu rising with r and AGD below GD"
+    flat = eta_readings_summary(_fake_readings([0.99, 0.999], [0.8, 0.7]))
+    assert flat["chosen"] == "literal"
+    assert flat["picture"] == ("The book reading shows nu rising with r and AGD below GD; "
+                               "the literal reading lacks nu rising with r")
     # rates below the paper's (too fast) miss it too: 1 - nu from 0.8, the paper's up to 0.4
     too_fast = eta_readings_summary(_fake_readings([0.1, 0.2], [0.95, 0.97]))
     assert too_fast["gap"]["book"] == pytest.approx(2.0) and too_fast["gap"]["literal"] == pytest.approx(2.0)

@@ -191,9 +191,11 @@ def negative_weight_moves(before: Mapping[str, torch.Tensor], after: Mapping[str
     negative than before.
 
     Under the paper code's gradient filter (:func:`lthbook.paper_code.sign_gradient_mask`) with
-    weight decay, a negative weight gets no loss gradient and decays towards zero: ``deeper`` is
-    (nearly) zero and ``crossed`` counts those that went past zero. With the loss gradient, a
-    negative weight moves either way, and ``deeper`` is a large share of ``negative``.
+    weight decay, a negative weight gets no loss gradient and decays towards zero: ``crossed``
+    counts those that went past it, and ``deeper`` only those that crossed, were pushed back by
+    the loss gradient they then receive and ended below their start -- a small share, except in
+    layers whose weights are within a few Adam steps of zero. With the loss gradient, a negative
+    weight moves either way, and ``deeper`` is a large share of ``negative``.
     """
     if set(before) != set(after) or set(before) != set(mask):
         raise ValueError("before, after and mask must have the same keys")

@@ -24,8 +24,8 @@ layers below it (``tests/test_layout.py`` checks this and that there is no cycle
    ``geometry`` (probes of Theorem 1), ``pruning`` (§4.1's magnitude pruning),
    ``convergence`` (the §4 chapter's sweeps), ``networks`` and ``training`` (the pruned
    networks of §5.2 and their training loops), ``imp`` (iterative magnitude pruning),
-   ``mnist`` (MNIST offline), ``paper_code`` (the paper code's training step, for tests
-   and benchmarks);
+   ``mnist`` (MNIST offline), ``paper_code`` (the paper code's training step and rewind, for
+   tests, benchmarks and as switches of the book's IMP);
 2. experiments, claims and plots -- ``presets`` (every figure's settings per scale and
    their validation), ``synthetic_experiments`` (cells and assembly of Figures 2-5),
    ``imp_experiments`` (the IMP runs of Figures 6-7), ``claims`` (every claim check and

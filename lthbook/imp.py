@@ -184,6 +184,29 @@ def check_training_invariants(before: Mapping[str, torch.Tensor], after: Mapping
     return InvariantReport(pruned_nonzero, frozen, frozen_negative, unpruned)
 
 
+def negative_weight_moves(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor],
+                          mask: Mapping[str, torch.Tensor]) -> dict[str, list[int]]:
+    """Per weight tensor, ``[negative, crossed, deeper]``: the unpruned entries that were negative
+    before a round of training, how many of them are positive after it, and how many are more
+    negative than before.
+
+    Under the paper code's gradient filter (:func:`lthbook.paper_code.sign_gradient_mask`) with
+    weight decay, a negative weight gets no loss gradient and decays towards zero: ``crossed``
+    counts those that went past it, and ``deeper`` only those that crossed, were pushed back by
+    the loss gradient they then receive and ended below their start -- a small share, except in
+    layers whose weights are within a few Adam steps of zero. With the loss gradient, a negative
+    weight moves either way, and ``deeper`` is a large share of ``negative``.
+    """
+    if set(before) != set(after) or set(before) != set(mask):
+        raise ValueError("before, after and mask must have the same keys")
+    out = {}
+    for k in before:
+        negative = (mask[k] != 0) & (before[k] < 0)
+        out[k] = [int(negative.sum()), int((negative & (after[k] > 0)).sum()),
+                  int((negative & (after[k] < before[k])).sum())]
+    return out
+
+
 def check_rewind(model: nn.Module, initial: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]
                  ) -> list[str]:
     """Names of the parameters where a rewind went wrong (empty list: all good).
@@ -214,5 +237,5 @@ def levels_to_reach(target: float, fraction: float = PAPER_PRUNE_FRACTION) -> in
 
 __all__ = ["PAPER_PRUNE_FRACTION", "prunable_layers", "attach_masks", "masks", "set_masks", "effective_weights",
            "remaining_fraction", "prune_layerwise", "snapshot_parameters", "rewind", "InvariantReport",
-           "check_training_invariants", "check_rewind", "remaining_after",
+           "check_training_invariants", "negative_weight_moves", "check_rewind", "remaining_after",
            "levels_to_reach"]

@@ -32,7 +32,12 @@ computed. Settings per scale are in :mod:`lthbook.presets`, the claim checks in
 
 Every level also records the IMP invariants (:func:`lthbook.imp.check_training_invariants`,
 :func:`lthbook.imp.check_rewind`): pruned weights exactly zero after training, no
-unpruned weight frozen, parameters bitwise equal to the initialization after the rewind.
+unpruned weight frozen, parameters bitwise equal to the initialization after the rewind;
+and how the unpruned negative weights moved (``negative_moves``,
+:func:`lthbook.imp.negative_weight_moves`). Figure 7's settings may carry ``quirks`` (not a
+preset setting, so absent from every cache key): the paper code's behaviours
+(:data:`lthbook.paper_code.QUIRKS`) that its runs switch on, used by
+:func:`lthbook.investigations.paper_code_side_by_side`.
 
 Result of :func:`lthbook.runner.run_figure`: ``figure``, ``title``, ``claim``, ``scale``, ``seed``, ``device``,
 ``threads``, ``settings``, ``axes`` (``N``, ``level``, ``remaining`` = nominal fraction
@@ -53,6 +58,7 @@ and ``mean_teacher_kept`` (``[N][level]``, means over trials); Figure 7 --
 from __future__ import annotations
 
 import base64
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -65,8 +71,9 @@ from .agd import initial_points
 from .cache import to_jsonable
 from .cells import Cell, cell_rng
 from .imp import (attach_masks, check_rewind, check_training_invariants, effective_weights, masks,
-                  prune_layerwise, remaining_after, rewind, set_masks, snapshot_parameters)
+                  negative_weight_moves, prune_layerwise, remaining_after, rewind, set_masks, snapshot_parameters)
 from .networks import OneHiddenLayerStudent, build_network
+from .paper_code import check_quirks, sign_gradient_mask, write_biases_into_snapshot
 from .teacher import dense_supports, make_problem_from_teacher, sample_teacher, with_supports
 from .training import prepare_images, train_classifier, train_regression
 
@@ -106,11 +113,16 @@ def _level_config(name: str, settings: Mapping[str, Any], seed: int, device: str
 
 class _Run:
     """A model with its masks, initialization and training function, built on first use;
-    ``extra(outcome)`` adds figure-specific numbers to a level's outcome."""
+    ``extra(outcome)`` adds figure-specific numbers to a level's outcome. ``quirks`` switches on
+    the paper code's behaviours (:data:`lthbook.paper_code.QUIRKS`; empty for the book's IMP):
+    ``"sign_mask"`` trains under :func:`lthbook.paper_code.sign_gradient_mask`, ``"bias_rewind"``
+    lets every round after a rewind write its trained biases into the snapshot, as that code's
+    shared storage does (the rewind check then reports the biases)."""
 
-    def __init__(self, build, train, extra=None):
+    def __init__(self, build, train, extra=None, quirks=()):
         self._build, self._train = build, train
         self.extra = extra if extra is not None else (lambda outcome: {})
+        self.quirks = check_quirks(quirks)
         self.model = None
 
     def level(self, mask: Mapping[str, torch.Tensor] | None, fraction: float, level: int) -> dict[str, Any]:
@@ -124,8 +136,12 @@ class _Run:
         bad_rewind = check_rewind(self.model, self.initial, self.reference)
         current = masks(self.model)
         before = effective_weights(self.model)
-        metrics = self._train(self.model, level)
-        inv = check_training_invariants(before, effective_weights(self.model), current)
+        with sign_gradient_mask(self.model) if "sign_mask" in self.quirks else contextlib.nullcontext():
+            metrics = self._train(self.model, level)
+        if "bias_rewind" in self.quirks and level > 0:
+            write_biases_into_snapshot(self.model, self.initial)
+        after = effective_weights(self.model)
+        inv = check_training_invariants(before, after, current)
         kept = sum(int(m.sum()) for m in current.values())
         total = sum(m.numel() for m in current.values())
         prune_layerwise(self.model, fraction)
@@ -133,6 +149,7 @@ class _Run:
                 "invariants": {"pruned_nonzero": inv.pruned_nonzero, "frozen": inv.frozen,
                                "frozen_negative": inv.frozen_negative, "unpruned": inv.unpruned,
                                "rewind_mismatch": bad_rewind},
+                "negative_moves": negative_weight_moves(before, after, current),
                 "current_masks": current, "next_masks": pack_masks(masks(self.model))}
 
 
@@ -212,7 +229,7 @@ def _fig7_run(settings, data, order, N, seed, device):
                                 lr=settings["lr"], weight_decay=settings["weight_decay"],
                                 seed=seed * 1000 + level, precision=settings["precision"])
 
-    return _Run(build, train)
+    return _Run(build, train, quirks=settings.get("quirks", ()))
 
 
 def _invariant_totals(payloads) -> dict[str, Any]:

@@ -5,9 +5,11 @@
   weights (log scale, decreasing to the right as pruning proceeds), one line per ``N``
   (mean over trials, the band spans the trials), with the teacher's ``r*/d`` marked;
 * :func:`plot_fig7` -- best test accuracy against the percentage of remaining weights,
-  one line per ``N``.
+  one line per ``N``;
+* :func:`plot_paper_code_side_by_side` -- the same axes for one ``N``, one line per IMP
+  variant of :func:`lthbook.investigations.paper_code_side_by_side`.
 
-Both return a :class:`matplotlib.figure.Figure` drawn in the book's style.
+All return a :class:`matplotlib.figure.Figure` drawn in the book's style.
 """
 
 from __future__ import annotations
@@ -81,4 +83,26 @@ def plot_fig7(results: Mapping[str, Any]) -> Figure:
     return fig
 
 
-__all__ = ["plot_fig6", "plot_fig7"]
+def plot_paper_code_side_by_side(result: Mapping[str, Any]) -> Figure:
+    """Best test accuracy against the percentage of remaining weights, one line per IMP variant
+    (the book's, the paper code's, the paper code with its sign mask fixed), from
+    :func:`lthbook.investigations.paper_code_side_by_side`."""
+    if not isinstance(result, Mapping) or "variants" not in result or "remaining" not in result:
+        raise ValueError("result must be the dictionary returned by paper_code_side_by_side")
+    s = result["settings"]
+    percent = 100 * np.asarray(result["remaining"], dtype=float)
+    styles = ["o-", "s--", "^:"]
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.2, 3.6), constrained_layout=True)
+        for i, (name, v) in enumerate(result["variants"].items()):
+            ax.plot(percent, 100 * np.asarray(v["best_test_accuracy"]), styles[i % 3], ms=4, label=name)
+        _remaining_axis(ax, percent)
+        ax.set_ylabel("test accuracy (%)")
+        net = _NETWORK_LABELS.get(s["network"], s["network"])
+        ax.set_title(f"MNIST, {net}, N = {s['N_values'][0]}, {s['epochs']} epoch(s) per level, "
+                     f"{s['test_size']} test images", fontsize=9)
+        ax.legend(fontsize=8, loc="best")
+    return fig
+
+
+__all__ = ["plot_fig6", "plot_fig7", "plot_paper_code_side_by_side"]

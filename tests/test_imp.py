@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from lthbook.imp import (attach_masks, check_rewind, check_training_invariants, effective_weights, levels_to_reach,
-                         masks, prune_layerwise, remaining_after, remaining_fraction, rewind, set_masks,
-                         snapshot_parameters)
+                         masks, negative_weight_moves, prune_layerwise, remaining_after, remaining_fraction, rewind,
+                         set_masks, snapshot_parameters)
 from lthbook.networks import LeNet5, OneHiddenLayerStudent
 from lthbook.paper_code import reference_rewind, reference_train_step
 from lthbook.training import train_classifier, train_regression
@@ -120,23 +120,55 @@ def test_unpruned_negative_weights_receive_their_full_gradient():
         assert bool((m.weight_orig.grad[m.weight_mask == 0] == 0).all())
 
 
-def test_the_invariant_check_catches_the_paper_codes_sign_bug():
-    """The reference step zeroes the gradient wherever ``w < 1e-6``: negative weights freeze."""
-    X, y = tiny_data()
+def test_the_paper_codes_sign_filter_under_its_own_optimizer_settings():
+    """The reference step zeroes the gradient wherever ``w < 1e-6``. With the paper code's Adam
+    (lr 1.2e-3, weight decay 1e-4) the negative weights are not frozen -- the frozen-weight check
+    sees nothing -- but none of them is pushed away from zero, which the book's training does to
+    a large share of them (lthbook.imp.negative_weight_moves)."""
+    X, y = tiny_data(n=900)
     model = tiny_classifier()
     with torch.no_grad():  # prune by zeroing, as the reference code stores pruned weights
+        mask = {n: (p.abs() > p.abs().quantile(0.3)).float() for n, p in model.named_parameters() if "weight" in n}
+        for n, p in model.named_parameters():
+            if n in mask:
+                p.mul_(mask[n])
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if n in mask}
+    opt = torch.optim.Adam(model.parameters(), lr=1.2e-3, weight_decay=1e-4)
+    for i in range(30):
+        reference_train_step(model, opt, nn.CrossEntropyLoss(), X[i * 30:(i + 1) * 30], y[i * 30:(i + 1) * 30])
+    after = {n: p.detach().clone() for n, p in model.named_parameters() if n in mask}
+    report = check_training_invariants(before, after, mask)
+    assert report.pruned_nonzero == 0 and report.frozen == 0  # weight decay moves every weight
+    moves = negative_weight_moves(before, after, mask)
+    negative = sum(m[0] for m in moves.values())
+    assert negative > 20 and sum(m[2] for m in moves.values()) == 0
+
+    book = attach_masks(tiny_classifier())
+    with torch.no_grad():
+        for (n, m), layer in zip(mask.items(), (book[0], book[2])):
+            layer.weight_mask.copy_(m)
+    book_before, book_mask = effective_weights(book), masks(book)
+    train_classifier(book, X, y, X, y, epochs=1, batch_size=30, lr=1.2e-3, weight_decay=1e-4)
+    book_moves = negative_weight_moves(book_before, effective_weights(book), book_mask)
+    assert sum(m[2] for m in book_moves.values()) > 0.2 * sum(m[0] for m in book_moves.values())
+
+
+def test_the_frozen_check_catches_the_sign_filter_without_weight_decay():
+    """Without weight decay a zero gradient means no move: every unpruned negative weight freezes."""
+    X, y = tiny_data()
+    model = tiny_classifier()
+    with torch.no_grad():
         mask = {n: (p.abs() > p.abs().median()).float() for n, p in model.named_parameters() if "weight" in n}
         for n, p in model.named_parameters():
             if n in mask:
                 p.mul_(mask[n])
     before = {n: p.detach().clone() for n, p in model.named_parameters() if n in mask}
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)  # no weight decay: a zero gradient means no move
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for i in range(10):
         reference_train_step(model, opt, nn.CrossEntropyLoss(), X[i * 9:(i + 1) * 9], y[i * 9:(i + 1) * 9])
     after = {n: p.detach().clone() for n, p in model.named_parameters() if n in mask}
     report = check_training_invariants(before, after, mask)
     assert not report.ok
-    assert report.frozen_negative > 0
     negative_kept = sum(int(((mask[n] != 0) & (before[n] < 0)).sum()) for n in mask)
     assert report.frozen_negative == negative_kept > 20  # every unpruned negative weight is frozen
 

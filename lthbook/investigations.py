@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ._validation import check_float, check_int, check_int_list
-from .agd import paper_step_size
+from .agd import MAX_ITER, paper_step_size
 from .imp_experiments import FIG7
 from .laws import by_id, loglog_slope, measure_fig3, measure_fig5
 from .presets import PRESETS, validate_fig7_settings
@@ -142,8 +142,6 @@ def paper_code_summary(result: Mapping[str, Any]) -> dict[str, Any]:
 
 #: The two readings of the paper's ``eta = 0.5`` for Figure 3 (the value of the setting ``eta``).
 ETA_READINGS: dict[str, Any] = {"book": "paper", "literal": 0.5}
-#: The span of the rate ``nu`` in the paper's Figure 3(b), read off the plot (approximate).
-PAPER_FIG3_NU: tuple[float, float] = (0.6, 0.9)
 
 
 def _iterations_to(curve: Mapping[str, Sequence[float]], target: float, nu: float) -> tuple[float, bool]:
@@ -210,46 +208,39 @@ def fig3_step_size_readings(r_values: Sequence[int] | None = None, trials: int |
     return out
 
 
-def _gap(nu: Sequence[float], paper: Sequence[float] = PAPER_FIG3_NU) -> float:
-    """The factor (at least 1) by which the span of the per-iteration decay ``1 - nu`` of a reading
-    misses the span in the paper's plot: 1 when they overlap, ``(smallest of the paper) / (largest
-    of the reading)`` when the reading converges more slowly, the inverse ratio when faster."""
-    decay = 1 - np.asarray(nu, dtype=float)
-    low, high = 1 - paper[1], 1 - paper[0]
-    if np.nanmax(decay) < low:
-        return float(low / np.nanmax(decay))
-    if np.nanmin(decay) > high:
-        return float(np.nanmin(decay) / high)
-    return 1.0
-
-
-def eta_readings_summary(out: Mapping[str, Any]) -> dict[str, Any]:
+def eta_readings_summary(out: Mapping[str, Any], cap: int = MAX_ITER) -> dict[str, Any]:
     """From :func:`fig3_step_size_readings`: a Markdown ``table`` (per reading: ``eta``, ``nu`` of
     AGD and GD over ``r``, iterations to the target, the AGD/GD ratio, the exponent of
-    ``nu = a + b r^alpha``), ``gap`` per reading (the factor by which its ``1 - nu`` for AGD
-    misses the span of the paper's plot, :data:`PAPER_FIG3_NU`; 1 = overlap), ``chosen`` (the
-    reading with the smaller gap), and per reading the facts of Figure 3's
-    picture (``rises``: ``nu`` of AGD grows with ``r``; ``agd_below``: below GD at every ``r``)."""
-    rows = ["| reading | eta | nu, AGD | nu, GD | iterations to 1e-8, AGD | (1-nu_AGD)/(1-nu_GD) | exponent alpha |",
-            "| --- | --- | --- | --- | --- | --- | --- |"]
+    ``nu = a + b r^alpha`` with its verdict) and per reading the ``facts``: the ranges, the
+    picture the paper's text describes (``rises``: ``nu`` of AGD grows with ``r``; ``agd_below``:
+    below GD at every ``r``), and ``over_cap``, the ``r`` whose AGD runs need more than ``cap``
+    iterations (§5's 10 000) to reach the target. ``slowdown`` is the ratio of the literal
+    reading's iterations to the book's (median over ``r``), and ``picture`` a sentence on which
+    reading shows the text's picture. The paper gives no values of ``nu``, so nothing here
+    compares a reading with numbers of the paper's figure."""
+    cap = check_int("cap", cap, 1)
+    rows = ["| reading | eta | nu, AGD | nu, GD | iterations to 1e-8, AGD | (1-nu_AGD)/(1-nu_GD) | "
+            "exponent alpha (verdict) |", "| --- | --- | --- | --- | --- | --- | --- |"]
     facts: dict[str, Any] = {}
     for name, rd in out["readings"].items():
         nu_a, nu_g = np.asarray(rd["nu"]["AGD"]), np.asarray(rd["nu"]["GD"])
         its = np.asarray(rd["iterations"]["AGD"], dtype=float)
         extra = any(rd["extrapolated"]["AGD"])
-        alpha = by_id(rd["claims"])["fig3-nu-exponent"]["measured"]
+        law = by_id(rd["claims"])["fig3-nu-exponent"]
         facts[name] = {"nu_AGD": (float(np.nanmin(nu_a)), float(np.nanmax(nu_a))),
                        "nu_GD": (float(np.nanmin(nu_g)), float(np.nanmax(nu_g))),
                        "iterations_AGD": (float(np.nanmin(its)), float(np.nanmax(its))), "extrapolated": extra,
-                       "ratio": float(np.nanmean(rd["ratio"])), "alpha": alpha,
-                       "gap": _gap(nu_a), "rises": bool(np.all(np.diff(nu_a) > 0)),
+                       "ratio": float(np.nanmean(rd["ratio"])), "alpha": law["measured"], "verdict": law["verdict"],
+                       "over_cap": [int(r) for r, i in zip(out["r"], its) if i > cap],
+                       "rises": bool(np.all(np.diff(nu_a) > 0)),
                        "agd_below": bool(np.all(nu_a < nu_g)), "eta": rd["eta"], "max_iter": rd["max_iter"]}
         f = facts[name]
         rows.append(f"| {name} | {f['eta']:g} | {f['nu_AGD'][0]:.4f} to {f['nu_AGD'][1]:.4f} | "
                     f"{f['nu_GD'][0]:.4f} to {f['nu_GD'][1]:.4f} | {f['iterations_AGD'][0]:.0f} to "
                     f"{f['iterations_AGD'][1]:.0f}{' (extrapolated)' if extra else ''} | {f['ratio']:.3f} | "
-                    f"{alpha:.2f} |")
-    chosen = min(facts, key=lambda k: facts[k]["gap"])
+                    f"{f['alpha']:.2f} ({f['verdict']}) |")
+    slowdown = float(np.nanmedian(np.asarray(out["readings"]["literal"]["iterations"]["AGD"], dtype=float)
+                                  / np.asarray(out["readings"]["book"]["iterations"]["AGD"], dtype=float)))
     shape = {k: [w for w, ok in (("nu rising with r", f["rises"]), ("AGD below GD", f["agd_below"])) if not ok]
              for k, f in facts.items()}
     if not any(shape.values()):
@@ -259,10 +250,9 @@ def eta_readings_summary(out: Mapping[str, Any]) -> dict[str, Any]:
                  f"the {k} reading shows nu rising with r and AGD below GD" for k, m in shape.items()]
         picture = "; ".join(parts)
         picture = picture[0].upper() + picture[1:]
-    return {"table": "\n".join(rows), "facts": facts, "chosen": chosen, "gap": {k: f["gap"] for k, f in facts.items()},
-            "picture": picture}
+    return {"table": "\n".join(rows), "facts": facts, "slowdown": slowdown, "cap": cap, "picture": picture}
 
 
 __all__ = ["least_squares_error_curve", "fig5_exponent_against_N", "PAPER_CODE_VARIANTS", "paper_code_side_by_side",
            "paper_code_summary",
-           "ETA_READINGS", "PAPER_FIG3_NU", "fig3_step_size_readings", "eta_readings_summary"]
+           "ETA_READINGS", "fig3_step_size_readings", "eta_readings_summary"]

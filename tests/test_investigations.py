@@ -77,28 +77,33 @@ def test_paper_code_side_by_side_runs_every_variant_from_the_same_start():
         paper_code_side_by_side(N=300, epochs=1, levels=1, test_size=0)
 
 
-def _fake_readings(nu_book, nu_literal):
-    def reading(nu, eta, extrapolated):
-        claims = [{"id": "fig3-nu-exponent", "measured": 0.5}]
+def _fake_readings(nu_book, nu_literal, its_book=100.0, its_literal=2500.0):
+    def reading(nu, eta, extrapolated, its):
+        claims = [{"id": "fig3-nu-exponent", "measured": 0.5, "verdict": "reproduced"}]
         return {"eta": eta, "max_iter": 100, "nu": {"AGD": nu, "GD": [v + 0.01 for v in nu]},
-                "iterations": {"AGD": [100.0] * len(nu), "GD": [120.0] * len(nu)},
+                "iterations": {"AGD": [its * (k + 1) for k in range(len(nu))], "GD": [120.0] * len(nu)},
                 "extrapolated": {"AGD": [extrapolated] * len(nu), "GD": [extrapolated] * len(nu)},
                 "ratio": [1.2] * len(nu), "claims": claims}
-    return {"readings": {"book": reading(nu_book, 12.5, False), "literal": reading(nu_literal, 0.5, True)}}
+    return {"r": [10, 20][:len(nu_book)],
+            "readings": {"book": reading(nu_book, 12.5, False, its_book),
+                         "literal": reading(nu_literal, 0.5, True, its_literal)}}
 
 
-def test_eta_readings_summary_picks_the_reading_closer_to_the_papers_rates():
+def test_eta_readings_summary_reports_the_picture_the_cost_and_the_cap():
     summary = eta_readings_summary(_fake_readings([0.90, 0.95], [0.996, 0.998]))
-    assert summary["chosen"] == "book"
-    # largest 1 - nu: 0.1 for the book (meets the paper's smallest, 0.1), 0.004 for the literal one
-    assert summary["gap"]["book"] == pytest.approx(1.0) and summary["gap"]["literal"] == pytest.approx(25)
+    assert "chosen" not in summary  # the paper prints no nu: nothing to match numbers with
+    assert summary["slowdown"] == pytest.approx(25.0)
+    assert summary["facts"]["book"]["over_cap"] == [] and summary["facts"]["literal"]["over_cap"] == []
     assert summary["facts"]["book"]["rises"] and summary["facts"]["book"]["agd_below"]
     assert "(extrapolated)" in summary["table"] and summary["table"].count("\n") == 3
+    assert "(reproduced)" in summary["table"]
     assert summary["picture"] == "Both readings show nu rising with r and AGD below GD"
+    slow = eta_readings_summary(_fake_readings([0.90, 0.95], [0.996, 0.998], its_literal=6000.0))
+    assert slow["facts"]["literal"]["over_cap"] == [20]  # 12 000 iterations > the 10 000 cap of §5
+    assert eta_readings_summary(_fake_readings([0.9, 0.95], [0.99, 0.999]), cap=1000)["facts"]["literal"][
+        "over_cap"] == [10, 20]
     flat = eta_readings_summary(_fake_readings([0.99, 0.999], [0.8, 0.7]))
-    assert flat["chosen"] == "literal"
     assert flat["picture"] == ("The book reading shows nu rising with r and AGD below GD; "
                                "the literal reading lacks nu rising with r")
-    # rates below the paper's (too fast) miss it too: 1 - nu from 0.8, the paper's up to 0.4
-    too_fast = eta_readings_summary(_fake_readings([0.1, 0.2], [0.95, 0.97]))
-    assert too_fast["gap"]["book"] == pytest.approx(2.0) and too_fast["gap"]["literal"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="cap"):
+        eta_readings_summary(_fake_readings([0.9, 0.95], [0.99, 0.999]), cap=0)

@@ -449,7 +449,8 @@ class Fig7(ImpFigure):
         if settings["precision"] != "auto":
             return settings
         network = settings["network"]
-        chosen = resolve_precision("auto", torch.device(device_type), lambda: build_network(network), network)
+        chosen = resolve_precision("auto", torch.device(device_type), lambda: attach_masks(build_network(network)),
+                                   network)
         return {**settings, "precision": chosen}
 
     def prepare(self, settings, seed, data_dir):

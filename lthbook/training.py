@@ -10,8 +10,11 @@ the channels-last layout; ``precision="float32"`` is plain float32.
 a device without bfloat16 arithmetic gets float32; on one that has it, a short timed
 probe of both precisions on the network decides, once, and the choice is kept in
 ``precision.json`` in the cell cache folder, keyed by the device, the torch version and
-the network. A flag is not enough: this book's AMD EPYC reports ``avx512_bf16``, yet a
-bfloat16 step of the paper code's network is 3.3x *slower* there than a float32 one.
+the network. A flag is not enough: on this book's AMD EPYC, which reports ``avx512_bf16``,
+bfloat16 is slower than float32 for the classic LeNet-5 (its small layers pay the casts)
+while it is faster for the paper code's 3.3-million-weight network, and an earlier
+measurement on the same machine found the opposite for the latter (``bench/bench_imp.py``
+prints the current rates).
 """
 
 from __future__ import annotations
@@ -206,7 +209,8 @@ def resolve_precision(precision: str, device: torch.device, build: Callable[[], 
     device without bfloat16 arithmetic (:func:`has_bfloat16_arithmetic`); otherwise the choice
     stored in ``cache_file`` (default ``precision.json`` in :func:`lthbook.cache.default_cache_dir`)
     under the key ``device name | torch version | name``, or, when there is none yet, the
-    faster precision of a probe (:func:`time_training_steps` on ``build()``, three interleaved
+    faster precision of a probe (:func:`time_training_steps` on a ``build()`` per precision --
+    pass the network as it is trained, e.g. with its pruning masks --, three interleaved
     rounds, the fastest of each; bfloat16 must be at least 10 % faster), which is then stored.
     """
     precision = check_choice("precision", precision, PRECISION_CHOICES)
@@ -227,11 +231,11 @@ def resolve_precision(precision: str, device: torch.device, build: Callable[[], 
         return entry["choice"]
     with torch_threads(1 if device.type == "cpu" else None), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build().to(device)
+        models = {p: build().to(device) for p in PRECISIONS}  # one each: bfloat16 turns its model channels-last
         times = {p: float("inf") for p in PRECISIONS}
         for _ in range(3):
             for p in PRECISIONS:
-                times[p] = min(times[p], time_training_steps(model, p, device))
+                times[p] = min(times[p], time_training_steps(models[p], p, device))
     choice = "bfloat16" if times["bfloat16"] < 0.9 * times["float32"] else "float32"
     known[key] = {"choice": choice, "seconds_per_step": times,
                   "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -205,7 +205,8 @@ def fig7_estimates(per_run_rate: dict, batched_rate: dict, eval_rates: dict, bat
             how = f"{len(sizes)} runs batched"
         else:
             train = sum(sizes) * s["epochs"] * s["levels"] / per_run_rate[(net, precision)]
-            how = f"{len(sizes)} separate runs"
+            how = f"{len(sizes)} separate runs" + (" (the preset batches them; batched rate measured at float32 "
+                                                   "only)" if s.get("batched") else "")
         evals = len(sizes) * s["epochs"] * s["levels"] * 10000 / eval_rates[net]
         total = train + evals
         lines.append(f"  {scale:5s}: {net}, {precision}, {how}, N={s['N_values']} x {trials} trial(s), "

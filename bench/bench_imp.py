@@ -21,7 +21,7 @@ Rounds are interleaved: each round runs every variant once for about ``--seconds
 from other processes hits all alike; the table gives the best and the median rate over
 ``--repeats`` rounds, the ratios of the medians, and the achieved GFLOP/s (training = 3x the
 forward flops, counted from the layers) as a percentage of the float32 GEMM GFLOP/s measured
-in the same run (``roofline.py``; bfloat16 variants against the bfloat16 GEMM). Finally the
+in every round (``roofline.py``; the best round; bfloat16 variants against the bfloat16 GEMM). Finally the
 duration of Figure 7 at each scale, from the measured rates of the way each preset runs
 (batched runs, the precision ``"auto"`` would choose here).
 """
@@ -156,10 +156,13 @@ def eval_rate(network, X, runs: int = 1) -> float:
     return runs * Xp.shape[0] / (time.perf_counter() - start)
 
 
-def interleaved(variants: dict, repeats: int) -> dict[str, list[float]]:
-    """Every variant's rate in each of ``repeats`` rounds; a round runs all variants one after the other."""
+def interleaved(variants: dict, repeats: int, peaks: dict[str, list[float]]) -> dict[str, list[float]]:
+    """Every variant's rate in each of ``repeats`` rounds; a round runs all variants one after the other
+    and measures the roofline (appended to ``peaks``), so that it sees the same load."""
     rates: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(repeats):
+        for k, v in roofline().items():
+            peaks.setdefault(k, []).append(v)
         for k, fn in variants.items():
             rates[k].append(fn())
     return rates
@@ -215,8 +218,11 @@ def fig7_estimates(per_run_rate: dict, batched_rate: dict, eval_rates: dict, bat
     return lines
 
 
-def table(title: str, rates: dict[str, list[float]], flops: float, peaks: dict[str, float], base: str) -> None:
+def table(title: str, rates: dict[str, list[float]], flops: float, rounds: dict[str, list[float]], base: str) -> None:
+    peaks = {k: max(v) for k, v in rounds.items()}  # the machine's best, as the percentages' denominator
     print(f"\n{title}: training images/s over {len(next(iter(rates.values())))} rounds")
+    print("  roofline, best/median of the rounds: " + ", ".join(
+        f"{k} {max(v):.1f}/{statistics.median(v):.1f}" for k, v in rounds.items()))
     print(f"  {'variant':34s} {'best':>8s} {'median':>8s}  {'vs ' + base:>16s}  {'GFLOP/s':>8s} {'% of GEMM':>9s}")
     med_base = statistics.median(rates[base])
     for k, v in rates.items():
@@ -240,8 +246,6 @@ def main() -> None:
     b, t, r = args.batch, args.seconds, args.repeats
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {device_name(torch.device('cpu'))} "
           f"({platform.machine()}), batch {b}, data: {source}, load average {os.getloadavg()}")
-    peaks = roofline()
-    print("roofline (this run): " + ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()))
     per_run, batched, evals = {}, {}, {}
     nets = ["lenet5"] if args.quick else ["lenet5-paper-code", "lenet5"]
     for net in nets:
@@ -256,7 +260,8 @@ def main() -> None:
             variants.update({"lthbook batched x3, float32": lambda net=net: batched_loop(net, X, y, b, t, 3, g["b3"]),
                              "lthbook batched x12, float32": lambda net=net: batched_loop(net, X, y, b, t, 12,
                                                                                           g["b12"])})
-        rates = interleaved(variants, r)
+        peaks: dict[str, list[float]] = {}
+        rates = interleaved(variants, r, peaks)
         flops = training_flops(net)
         table(f"{net}, {NAMES[net]}, {flops / 1e6:.2f} MFLOP per training image", rates, flops, peaks,
               "paper code step, float32" if "paper code step, float32" in rates else "plain torch loop, float32")

@@ -26,9 +26,14 @@ computed. Settings per scale are in :mod:`lthbook.presets`, the claim checks in
   ``"lenet5-paper-code"`` (the network the paper's code calls LeNet5,
   :mod:`lthbook.networks`), trained with the paper code's settings (Adam, learning rate
   ``1.2e-3``, batch 60, weight decay ``1e-4``) for ``epochs`` epochs per level; the
-  recorded number is the best test accuracy over the epochs, as in that code. The
-  training sets are the first ``N`` images of one seeded permutation of the 60 000
-  training images (nested); all ``N`` share the initialization.
+  recorded number is the best test accuracy over the epochs, as in that code. Per
+  trial (setting ``trials``), the training sets are the first ``N`` images of one seeded
+  permutation of the 60 000 training images (nested) and all ``N`` share the
+  initialization; trial 0 uses the base seed, later trials seeds of their own. With
+  ``batched: true`` the runner hands the session one level of every run at a time and the
+  runs train in lockstep (:mod:`lthbook.batched`; equal to separate runs to float rounding,
+  and keyed apart from them). ``precision: "auto"`` is resolved per device before the cache
+  keys are formed (:func:`lthbook.training.resolve_precision`).
 
 Every level also records the IMP invariants (:func:`lthbook.imp.check_training_invariants`,
 :func:`lthbook.imp.check_rewind`): pruned weights exactly zero after training, no
@@ -45,7 +50,8 @@ index) and level (inner index): Figure 6 -- ``test_error`` and ``train_error``
 unpruned) and ``remaining`` (actual fraction of unpruned weights), ``mean_test_error``
 and ``mean_teacher_kept`` (``[N][level]``, means over trials); Figure 7 --
 ``best_test_accuracy``, ``final_test_accuracy``, ``remaining`` (``[N][level]``) and
-``test_accuracy`` (``[N][level][epoch]``). Both: ``invariants`` summed over all levels
+``test_accuracy`` (``[N][level][epoch]``), means over the trials, and
+``best_test_accuracy_trials`` (``[N][trial][level]``). Both: ``invariants`` summed over all levels
 (all zero / empty when IMP is correct) and ``seconds`` (training time per
 ``[N]...[level]``).
 """

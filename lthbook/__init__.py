@@ -23,7 +23,8 @@ layers below it (``tests/test_layout.py`` checks this and that there is no cycle
    gradient, Hessian), ``agd`` (Algorithm 1), ``tensor_init`` (§4's initialization),
    ``geometry`` (probes of Theorem 1), ``pruning`` (§4.1's magnitude pruning),
    ``convergence`` (the §4 chapter's sweeps), ``networks`` and ``training`` (the pruned
-   networks of §5.2 and their training loops), ``imp`` (iterative magnitude pruning),
+   networks of §5.2 and their training loops), ``batched`` (several IMP runs trained in
+   lockstep as one batched model), ``imp`` (iterative magnitude pruning),
    ``mnist`` (MNIST offline), ``paper_code`` (the paper code's training step and rewind, for
    tests, benchmarks and as switches of the book's IMP);
 2. experiments, claims and plots -- ``presets`` (every figure's settings per scale and

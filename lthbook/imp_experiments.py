@@ -26,9 +26,14 @@ computed. Settings per scale are in :mod:`lthbook.presets`, the claim checks in
   ``"lenet5-paper-code"`` (the network the paper's code calls LeNet5,
   :mod:`lthbook.networks`), trained with the paper code's settings (Adam, learning rate
   ``1.2e-3``, batch 60, weight decay ``1e-4``) for ``epochs`` epochs per level; the
-  recorded number is the best test accuracy over the epochs, as in that code. The
-  training sets are the first ``N`` images of one seeded permutation of the 60 000
-  training images (nested); all ``N`` share the initialization.
+  recorded number is the best test accuracy over the epochs, as in that code. Per
+  trial (setting ``trials``), the training sets are the first ``N`` images of one seeded
+  permutation of the 60 000 training images (nested) and all ``N`` share the
+  initialization; trial 0 uses the base seed, later trials seeds of their own. With
+  ``batched: true`` the runner hands the session one level of every run at a time and the
+  runs train in lockstep (:mod:`lthbook.batched`; equal to separate runs to float rounding,
+  and keyed apart from them). ``precision: "auto"`` is resolved per device before the cache
+  keys are formed (:func:`lthbook.training.resolve_precision`).
 
 Every level also records the IMP invariants (:func:`lthbook.imp.check_training_invariants`,
 :func:`lthbook.imp.check_rewind`): pruned weights exactly zero after training, no
@@ -50,7 +55,8 @@ index) and level (inner index): Figure 6 -- ``test_error`` and ``train_error``
 unpruned) and ``remaining`` (actual fraction of unpruned weights), ``mean_test_error``
 and ``mean_teacher_kept`` (``[N][level]``, means over trials); Figure 7 --
 ``best_test_accuracy``, ``final_test_accuracy``, ``remaining`` (``[N][level]``) and
-``test_accuracy`` (``[N][level][epoch]``). Both: ``invariants`` summed over all levels
+``test_accuracy`` (``[N][level][epoch]``), means over the trials, and
+``best_test_accuracy_trials`` (``[N][trial][level]``). Both: ``invariants`` summed over all levels
 (all zero / empty when IMP is correct) and ``seconds`` (training time per
 ``[N]...[level]``).
 """
@@ -72,10 +78,11 @@ from .cache import to_jsonable
 from .cells import Cell, cell_rng
 from .imp import (attach_masks, check_rewind, check_training_invariants, effective_weights, masks,
                   negative_weight_moves, prune_layerwise, remaining_after, rewind, set_masks, snapshot_parameters)
+from .batched import train_classifiers_batched
 from .networks import OneHiddenLayerStudent, build_network
 from .paper_code import check_quirks, sign_gradient_mask, write_biases_into_snapshot
 from .teacher import dense_supports, make_problem_from_teacher, sample_teacher, with_supports
-from .training import prepare_images, train_classifier, train_regression
+from .training import prepare_images, resolve_precision, train_classifier, train_regression
 
 
 def pack_masks(mask: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -98,7 +105,7 @@ def unpack_masks(packed: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 #: Settings left out of a level's cache key while they have their default value, so that adding
 #: an option keeps the keys (and cached levels) of the runs made before it existed.
-_DEFAULT_OFF = {"init": "near"}
+_DEFAULT_OFF = {"init": "near", "batched": False}
 
 
 def _level_config(name: str, settings: Mapping[str, Any], seed: int, device: str, run: Mapping[str, Any],
@@ -113,19 +120,34 @@ def _level_config(name: str, settings: Mapping[str, Any], seed: int, device: str
 
 class _Run:
     """A model with its masks, initialization and training function, built on first use;
-    ``extra(outcome)`` adds figure-specific numbers to a level's outcome. ``quirks`` switches on
+    ``extra(outcome)`` adds figure-specific numbers to a level's outcome. ``batch(level)``, when
+    given, returns what batched training needs instead of ``train``: the training images and
+    labels and the shuffling seed of that level (:mod:`lthbook.batched`). ``quirks`` switches on
     the paper code's behaviours (:data:`lthbook.paper_code.QUIRKS`; empty for the book's IMP):
     ``"sign_mask"`` trains under :func:`lthbook.paper_code.sign_gradient_mask`, ``"bias_rewind"``
     lets every round after a rewind write its trained biases into the snapshot, as that code's
-    shared storage does (the rewind check then reports the biases)."""
+    shared storage does (the rewind check then reports the biases). Runs with quirks are trained
+    one at a time (:meth:`level`), never batched."""
 
-    def __init__(self, build, train, extra=None, quirks=()):
-        self._build, self._train = build, train
+    def __init__(self, build, train, extra=None, batch=None, quirks=()):
+        self._build, self._train, self.batch = build, train, batch
         self.extra = extra if extra is not None else (lambda outcome: {})
         self.quirks = check_quirks(quirks)
         self.model = None
 
     def level(self, mask: Mapping[str, torch.Tensor] | None, fraction: float, level: int) -> dict[str, Any]:
+        """One IMP level: set the mask, rewind and check the rewind (:meth:`start`), train under the
+        mask, then check the invariants and prune (:meth:`finish`)."""
+        state = self.start(mask)
+        with sign_gradient_mask(self.model) if "sign_mask" in self.quirks else contextlib.nullcontext():
+            metrics = self._train(self.model, level)
+        if "bias_rewind" in self.quirks and level > 0:
+            write_biases_into_snapshot(self.model, self.initial)
+        return self.finish(state, metrics, fraction)
+
+    def start(self, mask: Mapping[str, torch.Tensor] | None) -> dict[str, Any]:
+        """Set the mask ``M`` (none: the dense level 0), rewind to ``W(0)``, check the rewind; returns
+        what :meth:`finish` compares against."""
         if self.model is None:
             self.model = attach_masks(self._build())
             self.initial = snapshot_parameters(self.model)
@@ -135,21 +157,22 @@ class _Run:
         rewind(self.model, self.initial)
         bad_rewind = check_rewind(self.model, self.initial, self.reference)
         current = masks(self.model)
-        before = effective_weights(self.model)
-        with sign_gradient_mask(self.model) if "sign_mask" in self.quirks else contextlib.nullcontext():
-            metrics = self._train(self.model, level)
-        if "bias_rewind" in self.quirks and level > 0:
-            write_biases_into_snapshot(self.model, self.initial)
+        return {"bad_rewind": bad_rewind, "current": current, "before": effective_weights(self.model)}
+
+    def finish(self, state: Mapping[str, Any], metrics: Mapping[str, Any], fraction: float) -> dict[str, Any]:
+        """After training: check that pruned weights stayed zero and unpruned ones moved, then prune
+        ``fraction`` of the remaining weights of every tensor."""
+        current = state["current"]
         after = effective_weights(self.model)
-        inv = check_training_invariants(before, after, current)
+        inv = check_training_invariants(state["before"], after, current)
         kept = sum(int(m.sum()) for m in current.values())
         total = sum(m.numel() for m in current.values())
         prune_layerwise(self.model, fraction)
         return {**metrics, "remaining": kept / total, "kept_weights": kept,
                 "invariants": {"pruned_nonzero": inv.pruned_nonzero, "frozen": inv.frozen,
                                "frozen_negative": inv.frozen_negative, "unpruned": inv.unpruned,
-                               "rewind_mismatch": bad_rewind},
-                "negative_moves": negative_weight_moves(before, after, current),
+                               "rewind_mismatch": state["bad_rewind"]},
+                "negative_moves": negative_weight_moves(state["before"], after, current),
                 "current_masks": current, "next_masks": pack_masks(masks(self.model))}
 
 
@@ -212,6 +235,14 @@ def _fig6_run(settings, teacher, problem, W0, X_test, y_test, N, device):
     return _Run(build, train, teacher_kept)
 
 
+def _trial_seed(seed: int, trial: int) -> int:
+    """The seed of trial ``trial`` of Figure 7: the base seed for trial 0 (the runs made before
+    trials existed), else one drawn from the trial's own stream (:func:`lthbook.cells.cell_rng`)."""
+    if trial == 0:
+        return int(seed)
+    return int(cell_rng({"figure": "fig7", "seed": seed, "seed_key": {"trial": trial}}).integers(2**40))
+
+
 def _fig7_run(settings, data, order, N, seed, device):
     idx = order[:N]
     X = prepare_images(data.train_images[idx], settings["precision"], device)
@@ -229,7 +260,7 @@ def _fig7_run(settings, data, order, N, seed, device):
                                 lr=settings["lr"], weight_decay=settings["weight_decay"],
                                 seed=seed * 1000 + level, precision=settings["precision"])
 
-    return _Run(build, train, quirks=settings.get("quirks", ()))
+    return _Run(build, train, batch=lambda level: (X, y, seed * 1000 + level), quirks=settings.get("quirks", ()))
 
 
 def _invariant_totals(payloads) -> dict[str, Any]:
@@ -254,14 +285,20 @@ def _assemble_fig6(s, payloads) -> dict[str, Any]:
                       "mean_test_error/mean_teacher_kept: [N][level] (means over trials)"}
 
 
-def _assemble_fig7(payloads) -> dict[str, Any]:
+def _assemble_fig7(settings, runs, payloads) -> dict[str, Any]:
     inv = _invariant_totals(payloads)
-    by = lambda key: [[p[key] for p in run] for run in payloads]  # noqa: E731
-    return {"best_test_accuracy": by("best_test_accuracy"), "final_test_accuracy": by("final_test_accuracy"),
-            "test_accuracy": by("test_accuracy"), "remaining": by("remaining"), "seconds": by("seconds"),
-            "invariants": inv,
-            "layout": "best_test_accuracy/final_test_accuracy/remaining/seconds: [N][level]; "
-                      "test_accuracy: [N][level][epoch]"}
+    n_values, trials = settings["N_values"], settings.get("trials", 1)
+    where = {(run["N"], run.get("trial", 0)): i for i, run in enumerate(runs)}
+    per_trial = lambda key: [[[p[key] for p in payloads[where[(N, t)]]] for t in range(trials)]  # noqa: E731
+                             for N in n_values]
+    mean = lambda key: np.mean(np.asarray(per_trial(key), dtype=float), axis=1).tolist()  # noqa: E731
+    best = per_trial("best_test_accuracy")
+    return {"best_test_accuracy": mean("best_test_accuracy"), "final_test_accuracy": mean("final_test_accuracy"),
+            "test_accuracy": mean("test_accuracy"), "remaining": mean("remaining"), "seconds": mean("seconds"),
+            "best_test_accuracy_trials": best, "invariants": inv,
+            "layout": "best_test_accuracy/final_test_accuracy/remaining/seconds: [N][level] and test_accuracy: "
+                      "[N][level][epoch], means over the trials (one trial: that trial's numbers); "
+                      "best_test_accuracy_trials: [N][trial][level]"}
 
 
 # --------------------------------------------------------------------------
@@ -271,12 +308,16 @@ def _assemble_fig7(payloads) -> dict[str, Any]:
 
 class _ImpSession:
     """Computes IMP levels: keeps one model per run (chain) and the data its runs share;
-    sets torch's CPU threads for the whole session and restores them on exit."""
+    sets torch's CPU threads for the whole session and restores them on exit. With the
+    setting ``batched`` (Figure 7) the runner hands it one level of many runs at a time
+    (:meth:`compute_round`), which trains them in lockstep (:mod:`lthbook.batched`)."""
 
     def __init__(self, figure: "ImpFigure", name: str, settings: Mapping[str, Any], seed: int, device: str,
                  threads: int, data_dir: str | None) -> None:
-        self._figure, self._name, self._settings, self._seed = figure, name, settings, seed
         self._device, self._threads = torch.device(device), threads
+        settings = figure.resolve(settings, self._device.type)
+        self._figure, self._name, self._settings, self._seed = figure, name, settings, seed
+        self.batched = bool(settings.get("batched", False))
         self._shared = figure.prepare(settings, seed, data_dir)
         self._runs: dict[Any, _Run] = {}
 
@@ -288,20 +329,49 @@ class _ImpSession:
     def __exit__(self, *exc: Any) -> None:
         torch.set_num_threads(self._previous_threads)
 
-    def compute(self, cell: Cell, previous: Mapping[str, Any] | None) -> dict[str, Any]:
-        start = time.perf_counter()
+    def _run(self, cell: Cell) -> _Run:
         run = self._runs.get(cell.chain)
         if run is None:
             run = self._runs[cell.chain] = self._figure.build_run(self._settings, self._shared, cell.params,
                                                                   self._seed, self._device)
-        mask = None if previous is None else unpack_masks(previous["next_masks"])
-        out = run.level(mask, self._settings["prune_fraction"], cell.params["level"])
+        return run
+
+    def _payload(self, run: _Run, out: dict[str, Any], seconds: float) -> dict[str, Any]:
         extra = run.extra(out)
         out.pop("current_masks")
-        return to_jsonable({**out, **extra, "wall_s": time.perf_counter() - start})
+        return to_jsonable({**out, **extra, "wall_s": seconds})
+
+    def compute(self, cell: Cell, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+        start = time.perf_counter()
+        run = self._run(cell)
+        mask = None if previous is None else unpack_masks(previous["next_masks"])
+        out = run.level(mask, self._settings["prune_fraction"], cell.params["level"])
+        return self._payload(run, out, time.perf_counter() - start)
+
+    def compute_round(self, cells: Sequence[Cell], previous: Sequence[Mapping[str, Any] | None]
+                      ) -> list[dict[str, Any]]:
+        """One level of each of several runs (``cells``, one per chain, ``previous`` their chains'
+        previous payloads), trained together; the same payloads as :meth:`compute` up to float
+        rounding. Each payload's ``wall_s`` is the round's time divided by the number of cells."""
+        start = time.perf_counter()
+        s = self._settings
+        runs = [self._run(cell) for cell in cells]
+        if any(run.quirks for run in runs):
+            raise ValueError("runs with quirks (the paper code's behaviours) are trained one at a time, not batched")
+        states = [run.start(None if prev is None else unpack_masks(prev["next_masks"]))
+                  for run, prev in zip(runs, previous)]
+        batches = [run.batch(cell.params["level"]) for run, cell in zip(runs, cells)]
+        Xt, yt = self._figure.test_set(s, self._shared, self._device)
+        metrics = train_classifiers_batched([run.model for run in runs], [(X, y) for X, y, _ in batches], Xt, yt,
+                                            seeds=[seed for _, _, seed in batches], epochs=s["epochs"],
+                                            batch_size=s["batch_size"], lr=s["lr"], weight_decay=s["weight_decay"],
+                                            precision=s["precision"])
+        outs = [run.finish(state, m, s["prune_fraction"]) for run, state, m in zip(runs, states, metrics)]
+        seconds = (time.perf_counter() - start) / len(cells)
+        return [self._payload(run, out, seconds) for run, out in zip(runs, outs)]
 
     def extra(self) -> dict[str, Any]:
-        return self._figure.result_extra(self._shared)
+        return self._figure.result_extra(self._settings, self._shared)
 
 
 class ImpFigure:
@@ -326,14 +396,24 @@ class ImpFigure:
                   device: torch.device) -> "_Run":
         raise NotImplementedError
 
-    def result_extra(self, shared: Mapping[str, Any]) -> dict[str, Any]:
+    def result_extra(self, settings: Mapping[str, Any], shared: Mapping[str, Any]) -> dict[str, Any]:
         return {}
+
+    def resolve(self, settings: Mapping[str, Any], device_type: str) -> Mapping[str, Any]:
+        """The settings a level is computed with and keyed by, on a device of ``device_type``
+        (Figure 7 resolves ``precision="auto"``)."""
+        return settings
+
+    def test_set(self, settings: Mapping[str, Any], shared: dict[str, Any], device: torch.device):
+        """The test images and labels shared by the runs (batched training only)."""
+        raise NotImplementedError
 
     def assemble_raw(self, settings: Mapping[str, Any], runs: list[dict[str, Any]],
                      payloads: list[list[Mapping[str, Any]]]) -> dict[str, Any]:
         raise NotImplementedError
 
     def plan(self, name: str, settings: Mapping[str, Any], seed: int, device_type: str) -> list[Cell]:
+        settings = self.resolve(settings, device_type)
         cells = []
         for i, run in enumerate(self.runs(settings)):
             cost = self.level_cost(settings, run)
@@ -380,30 +460,49 @@ class Fig6(ImpFigure):
 
 
 class Fig7(ImpFigure):
-    """Figure 7: IMP on MNIST, one run per ``N`` (nested training sets, one initialization)."""
+    """Figure 7: IMP on MNIST, one run per ``N`` and trial (per trial: nested training sets and one
+    initialization). Trial 0 uses the base seed, so its levels keep the cache keys of the runs
+    made before trials existed."""
 
     def runs(self, settings):
-        return [{"N": N} for N in settings["N_values"]]
+        return [{"N": N, **({"trial": t} if t else {})} for t in range(settings.get("trials", 1))
+                for N in settings["N_values"]]
 
     def level_cost(self, settings, run):
         return float(run["N"] * settings["epochs"])
 
+    def resolve(self, settings, device_type):
+        if settings["precision"] != "auto":
+            return settings
+        network = settings["network"]
+        chosen = resolve_precision("auto", torch.device(device_type), lambda: attach_masks(build_network(network)),
+                                   network)
+        return {**settings, "precision": chosen}
+
     def prepare(self, settings, seed, data_dir):
         from .mnist import load_mnist_cached
 
-        data = load_mnist_cached(data_dir)
-        gen = torch.Generator().manual_seed(seed)
-        order = torch.randperm(data.train_images.shape[0], generator=gen)
-        return {"data": data, "order": order}
+        return {"data": load_mnist_cached(data_dir), "orders": {}}
 
     def build_run(self, settings, shared, run, seed, device):
-        return _fig7_run(settings, shared["data"], shared["order"], run["N"], seed, device)
+        trial_seed = _trial_seed(seed, run.get("trial", 0))
+        if trial_seed not in shared["orders"]:
+            gen = torch.Generator().manual_seed(trial_seed)
+            shared["orders"][trial_seed] = torch.randperm(shared["data"].train_images.shape[0], generator=gen)
+        return _fig7_run(settings, shared["data"], shared["orders"][trial_seed], run["N"], trial_seed, device)
 
-    def result_extra(self, shared):
-        return {"data_source": shared["data"].source.replace(str(Path.home()), "~")}
+    def test_set(self, settings, shared, device):
+        if "test" not in shared:
+            shared["test"] = (prepare_images(shared["data"].test_images, settings["precision"], device),
+                              shared["data"].test_labels.to(device))
+        return shared["test"]
+
+    def result_extra(self, settings, shared):
+        return {"data_source": shared["data"].source.replace(str(Path.home()), "~"),
+                "precision_used": settings["precision"]}
 
     def assemble_raw(self, settings, runs, payloads):
-        return _assemble_fig7(payloads)
+        return _assemble_fig7(settings, runs, payloads)
 
 
 #: Figure 6: IMP on the synthetic teacher.

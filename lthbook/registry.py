@@ -73,14 +73,14 @@ def format_duration(seconds: float) -> str:
 
 # Measured run times from an empty cache on the book's 2-core CPU (book/reproducibility.md):
 # ci and book with the current code; paper: Figs 3-5 on one core, Fig 2 estimated from timed
-# cells (computed on a GPU instead), Fig 7 estimated from the measured bfloat16 training rate.
+# cells (computed on a GPU instead), Fig 7 estimated by bench/bench_imp.py (bfloat16, as "auto" chose).
 _SECONDS = {
     "fig2": {"ci": 12, "book": 78, "paper": 6 * 3600},
     "fig3": {"ci": 6, "book": 43, "paper": 1248},
     "fig4": {"ci": 11, "book": 105, "paper": 1496},
     "fig5": {"ci": 9, "book": 18, "paper": 1083},
     "fig6": {"ci": 5, "book": 110, "paper": None},
-    "fig7": {"ci": 10, "book": 544, "paper": 16 * 86400},
+    "fig7": {"ci": 10, "book": 1546, "paper": 553000},
 }
 
 _SPECS = (

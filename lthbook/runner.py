@@ -108,8 +108,9 @@ def run_figure(
         cell) with the local executor computes in this process, in order, exactly as a
         serial run. Each worker runs torch on ``threads // workers`` threads (1 when
         ``threads`` is ``None``). The cells of a chain (the IMP levels of Figures 6-7) are
-        always computed in order in this process; the runs of a figure are independent
-        chains, so they could be spread over workers too (not done yet).
+        always computed in order in this process; with the setting ``batched`` (Figure 7) the
+        runs advance together, one level of every run per round, trained as one batched
+        model (:mod:`lthbook.batched`).
     executor:
         ``None``/``"local"``: a local process pool (``spawn``; a script calling this must do so
         under ``if __name__ == "__main__":``); ``"dask"``: a ``dask.distributed`` cluster
@@ -197,6 +198,8 @@ def run_figure(
                 with open_executor(executor, scheduler, pool_size) as pool:
                     for_each_result(pool, task, [cells[i] for i in independent],
                                     lambda k, payload: record(independent[k], payload))
+            if getattr(session, "batched", False):
+                _chains_in_rounds(session, cells, payloads, record, bar)
             for i, cell in enumerate(cells):
                 if payloads[i] is None:
                     if bar is not None:
@@ -241,6 +244,30 @@ def _device_types(names: Sequence[str], own: str) -> list[str]:
     for name in names:
         check_choice("reuse_cells_from", name, ("cpu", "cuda"))
     return [n for n in dict.fromkeys(names) if n != own]
+
+
+def _chains_in_rounds(session: Any, cells: list[Cell], payloads: list[dict | None], record, bar) -> None:
+    """Compute the missing cells of every chain in rounds: each round takes the first missing cell
+    of every chain and hands them to ``session.compute_round`` together (with each chain's previous
+    payload), so independent IMP runs train in lockstep (:mod:`lthbook.batched`)."""
+    chains: dict[Any, list[int]] = {}
+    for i, cell in enumerate(cells):
+        if cell.chain is not None:
+            chains.setdefault(cell.chain, []).append(i)
+    while True:
+        batch, before = [], []
+        for members in chains.values():
+            missing = [k for k, i in enumerate(members) if payloads[i] is None]
+            if missing:
+                k = missing[0]
+                batch.append(members[k])
+                before.append(payloads[members[k - 1]] if k else None)
+        if not batch:
+            return
+        if bar is not None:
+            bar.set_postfix_str(f"{len(batch)} runs in lockstep: {cells[batch[0]].label}, ...")
+        for i, payload in zip(batch, session.compute_round([cells[i] for i in batch], before)):
+            record(i, payload)
 
 
 def compute_cell(figure: str, cell: Cell, *, settings: Mapping[str, Any], seed: int, device: str,

@@ -1,25 +1,40 @@
 """Training loops used inside IMP (§5.2): the MNIST classifiers and the synthetic student.
 
 Data live in tensors: a mini-batch is one ``index_select`` of the image tensor with a
-shuffled index vector, never a per-image Python transform. On a CPU with bfloat16
-matrix units the convolutions and products can run under
-``torch.autocast(dtype=torch.bfloat16)`` (``precision="bfloat16"``; master weights,
-optimizer state and the loss stay float32), with the network and the images in the
-channels-last layout; ``precision="float32"`` is plain float32.
+shuffled index vector, never a per-image Python transform. The convolutions and products
+can run under ``torch.autocast(dtype=torch.bfloat16)`` (``precision="bfloat16"``; master
+weights, optimizer state and the loss stay float32), with the network and the images in
+the channels-last layout; ``precision="float32"`` is plain float32.
+
+``precision="auto"`` (:func:`resolve_precision`) picks bfloat16 only where it is faster:
+a device without bfloat16 arithmetic gets float32; on one that has it, a short timed
+probe of both precisions on the network decides, once, and the choice is kept in
+``precision.json`` in the cell cache folder, keyed by the device, the torch version and
+the network. A flag is not enough: on this book's AMD EPYC, which reports ``avx512_bf16``,
+bfloat16 is slower than float32 for the classic LeNet-5 (its small layers pay the casts)
+while it is faster for the paper code's 3.3-million-weight network, and an earlier
+measurement on the same machine found the opposite for the latter (``bench/bench_imp.py``
+prints the current rates).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import platform
 import time
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
-from ._validation import check_float, check_int
+from ._validation import check_choice, check_float, check_int
+from .cache import default_cache_dir, write_text_atomically
 
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
+#: What a preset's ``precision`` may say: one of :data:`PRECISIONS` or ``"auto"`` (:func:`resolve_precision`).
+PRECISION_CHOICES: tuple[str, ...] = ("auto", *PRECISIONS)
 
 
 def _precision(precision: str) -> str:
@@ -136,6 +151,102 @@ def train_classifier(
             "train_loss": losses, "seconds": time.perf_counter() - start}
 
 
+def has_bfloat16_arithmetic(device: torch.device) -> bool:
+    """Whether ``device`` claims bfloat16 arithmetic: a CUDA GPU that supports it, or a CPU with
+    AVX-512 BF16 or AMX tiles (what oneDNN's bfloat16 kernels use)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    flags = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(bool(f()) for f in flags if f is not None)
+
+
+def device_name(device: torch.device) -> str:
+    """The model name of ``device`` (the GPU's name, or the CPU's from ``/proc/cpuinfo``)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def time_training_steps(model: nn.Module, precision: str, device: torch.device, batch_size: int = 60,
+                        steps: int = 3) -> float:
+    """Seconds per training step of ``model`` (Adam, cross-entropy, random images) at ``precision``:
+    the fastest of ``steps`` timed steps after one warm-up step."""
+    steps = check_int("steps", steps, 1)
+    gen = torch.Generator().manual_seed(0)
+    X = prepare_images(torch.rand(batch_size, 1, 28, 28, generator=gen), precision, device)
+    y = torch.randint(0, 10, (batch_size,), generator=gen).to(device)
+    if precision == "bfloat16":
+        model.to(memory_format=torch.channels_last)
+    optimizer = adam(model.parameters(), 1e-3)
+    best = float("inf")
+    for i in range(steps + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with autocast_context(precision, device):
+            out = model(X)
+        nn.functional.cross_entropy(out.float(), y).backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def resolve_precision(precision: str, device: torch.device, build: Callable[[], nn.Module], name: str,
+                      cache_file: str | Path | None = None) -> str:
+    """The concrete precision for ``precision`` (one of :data:`PRECISION_CHOICES`) on ``device``.
+
+    ``"float32"`` and ``"bfloat16"`` are returned as they are. ``"auto"`` is ``"float32"`` on a
+    device without bfloat16 arithmetic (:func:`has_bfloat16_arithmetic`); otherwise the choice
+    stored in ``cache_file`` (default ``precision.json`` in :func:`lthbook.cache.default_cache_dir`)
+    under the key ``device name | torch version | name``, or, when there is none yet, the
+    faster precision of a probe (:func:`time_training_steps` on a ``build()`` per precision --
+    pass the network as it is trained, e.g. with its pruning masks --, three interleaved
+    rounds, the fastest of each; bfloat16 must be at least 10 % faster), which is then stored.
+    """
+    precision = check_choice("precision", precision, PRECISION_CHOICES)
+    if precision != "auto":
+        return precision
+    if not has_bfloat16_arithmetic(device):
+        return "float32"
+    path = Path(cache_file) if cache_file is not None else default_cache_dir() / "precision.json"
+    key = f"{device_name(device)} | torch {torch.__version__} | {name}"
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(known, dict):
+            known = {}
+    except (OSError, ValueError):
+        known = {}
+    entry = known.get(key)
+    if isinstance(entry, dict) and entry.get("choice") in PRECISIONS:
+        return entry["choice"]
+    with torch_threads(1 if device.type == "cpu" else None), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        models = {p: build().to(device) for p in PRECISIONS}  # one each: bfloat16 turns its model channels-last
+        times = {p: float("inf") for p in PRECISIONS}
+        for _ in range(3):
+            for p in PRECISIONS:
+                times[p] = min(times[p], time_training_steps(models[p], p, device))
+    choice = "bfloat16" if times["bfloat16"] < 0.9 * times["float32"] else "float32"
+    known[key] = {"choice": choice, "seconds_per_step": times,
+                  "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(path, json.dumps(known, indent=1, sort_keys=True))
+    except OSError:
+        pass  # a read-only cache folder: the probe runs again next time
+    return choice
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the body with ``torch.set_num_threads(threads)`` and restore the previous count
@@ -202,5 +313,6 @@ def train_regression(
     return {"test_error": test_error, "train_error": train_error, "seconds": time.perf_counter() - start}
 
 
-__all__ = ["PRECISIONS", "MNIST_MEAN", "MNIST_STD", "autocast_context", "prepare_images", "accuracy", "adam",
+__all__ = ["PRECISIONS", "PRECISION_CHOICES", "has_bfloat16_arithmetic", "device_name", "time_training_steps",
+           "resolve_precision", "MNIST_MEAN", "MNIST_STD", "autocast_context", "prepare_images", "accuracy", "adam",
            "train_classifier", "relative_error", "train_regression", "torch_threads"]

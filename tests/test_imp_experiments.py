@@ -19,7 +19,7 @@ from lthbook.claims import ClaimError, check_fig6, check_fig7  # noqa: E402
 from lthbook.imp_experiments import pack_masks, unpack_masks  # noqa: E402
 from lthbook.imp_plots import plot_fig6, plot_fig7  # noqa: E402
 from lthbook.registry import figure_settings  # noqa: E402
-from lthbook.runner import check_figure, run_figure  # noqa: E402
+from lthbook.runner import check_figure, measure_figure, run_figure  # noqa: E402
 
 IMP_FIGURES = ("fig6", "fig7")
 
@@ -46,6 +46,8 @@ def test_every_scale_has_valid_settings():
     ("fig7", {"network": "resnet"}, "network must be one of"),
     ("fig7", {"N_values": [70000]}, "N_values"),
     ("fig7", {"precision": "float16"}, "precision"),
+    ("fig7", {"trials": 0}, "trials"),
+    ("fig7", {"batched": "yes"}, "batched"),
     ("fig7", {"bogus": 1}, "unknown setting"),
 ])
 def test_bad_settings_name_the_parameter(name, overrides, message):
@@ -139,6 +141,65 @@ def test_fig7_tiny_run_on_mnist(tmp_path):
     plot_fig7(res)
     again = run_figure("fig7", "ci", seed=1, cache_dir=tmp_path, progress=False, overrides=over)
     assert again["cells_from_cache"] == 4 and again["raw"]["best_test_accuracy"] == acc
+
+
+@pytest.mark.skipif(mnist.find_source() is None, reason="MNIST not fetched (run `make setup`)")
+def test_fig7_batched_trials_equal_separate_runs_and_keep_trial_0(tmp_path):
+    over = {"N_values": [300, 420], "levels": 3, "epochs": 1, "trials": 2}
+    separate = run_figure("fig7", "ci", seed=1, cache_dir=tmp_path / "a", progress=False, overrides=over)
+    batched = run_figure("fig7", "ci", seed=1, cache_dir=tmp_path / "b", progress=False,
+                         overrides={**over, "batched": True})
+    trials = separate["raw"]["best_test_accuracy_trials"]
+    assert len(trials) == 2 and len(trials[0]) == 2 and len(trials[0][0]) == 3  # [N][trial][level]
+    assert trials[0][0] != trials[0][1]  # the trials differ (own initialization, subset and order)
+    for key in ("best_test_accuracy_trials", "remaining"):
+        a, b = torch.tensor(separate["raw"][key]), torch.tensor(batched["raw"][key])
+        torch.testing.assert_close(b, a, rtol=0, atol=3 / 10000)  # a few of the 10 000 test images at most
+    assert batched["raw"]["invariants"]["frozen"] == 0 and batched["raw"]["invariants"]["pruned_nonzero"] == 0
+    assert batched["raw"]["invariants"]["rewind_mismatch"] == []
+    # trial 0 alone, unbatched, is the run made before trials existed: its cells are read from the cache
+    one = run_figure("fig7", "ci", seed=1, cache_dir=tmp_path / "a", progress=False,
+                     overrides={**over, "trials": 1})
+    assert one["cells_from_cache"] == 6
+    assert one["raw"]["best_test_accuracy"] == [[t[0][k] for k in range(3)] for t in trials]
+    assert len(measure_figure(batched)) == 3  # the gain pooled and per N
+
+
+def test_resolve_precision_auto(tmp_path, monkeypatch):
+    from lthbook import training
+    from lthbook.networks import build_network
+
+    cpu, path = torch.device("cpu"), tmp_path / "precision.json"
+    build = lambda: build_network("lenet5")  # noqa: E731
+    assert training.resolve_precision("bfloat16", cpu, build, "lenet5", path) == "bfloat16"  # explicit: honoured
+    monkeypatch.setattr(training, "has_bfloat16_arithmetic", lambda device: False)
+    assert training.resolve_precision("auto", cpu, build, "lenet5", path) == "float32" and not path.exists()
+    monkeypatch.setattr(training, "has_bfloat16_arithmetic", lambda device: True)
+    times = iter([1.0, 0.5] * 3)  # float32 1 s, bfloat16 0.5 s per step: bfloat16 is chosen and stored
+    monkeypatch.setattr(training, "time_training_steps", lambda model, p, device: next(times))
+    assert training.resolve_precision("auto", cpu, build, "lenet5", path) == "bfloat16"
+    stored = json.loads(path.read_text())
+    (entry,) = stored.values()
+    assert entry["choice"] == "bfloat16" and entry["seconds_per_step"] == {"float32": 1.0, "bfloat16": 0.5}
+    monkeypatch.setattr(training, "time_training_steps", lambda *a: pytest.fail("measured again"))
+    assert training.resolve_precision("auto", cpu, build, "lenet5", path) == "bfloat16"  # from the file
+    times = iter([1.0, 0.95] * 3)  # not 10 % faster: float32 (another network: another key)
+    monkeypatch.setattr(training, "time_training_steps", lambda model, p, device: next(times))
+    assert training.resolve_precision("auto", cpu, build, "other", path) == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        training.resolve_precision("fp8", cpu, build, "lenet5", path)
+
+
+def test_fig7_auto_precision_enters_the_key_resolved(monkeypatch):
+    from lthbook import imp_experiments
+    from lthbook.registry import get
+
+    spec = get("fig7")
+    settings = figure_settings("fig7", "ci", {"precision": "auto"})
+    monkeypatch.setattr(imp_experiments, "resolve_precision", lambda p, device, build, name: "float32")
+    auto = spec.experiment.plan("fig7", settings, 0, "cpu")
+    plain = spec.experiment.plan("fig7", figure_settings("fig7", "ci"), 0, "cpu")
+    assert [c.config for c in auto] == [c.config for c in plain]
 
 
 def test_cli_reproduces_fig6_with_json_and_figures(tmp_path, capsys):

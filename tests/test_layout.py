@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lthbook"
 LAYERS: dict[str, int] = {
     **dict.fromkeys(["__init__", "_validation", "scales", "cache", "stats", "style", "cells", "executors"], 0),
     **dict.fromkeys(["teacher", "risk", "agd", "tensor_init", "geometry", "pruning", "convergence", "networks",
-                     "training", "imp", "mnist", "paper_code"], 1),
+                     "training", "imp", "mnist", "paper_code", "batched"], 1),
     **dict.fromkeys(["presets", "synthetic_experiments", "imp_experiments", "claims", "laws", "problem_plots",
                      "geometry_plots", "convergence_plots", "synthetic_plots", "imp_plots"], 2),
     "registry": 3,

@@ -337,5 +337,5 @@ def check_fig7(results: Mapping[str, Any], min_accuracy: float = 0.5, hold_tol: 
     return out
 
 
-__all__ = ["ClaimError", "success_radius", "sample_threshold", "check_fig2", "check_fig3", "check_fig4",
+__all__ = ["ClaimError", "fig2_success", "success_radius", "sample_threshold", "check_fig2", "check_fig3", "check_fig4",
            "check_fig5", "check_invariants", "check_fig6", "check_fig7"]

@@ -32,6 +32,7 @@ from torch import nn
 from ._validation import check_choice, check_float, check_int
 from .cache import default_cache_dir, write_text_atomically
 
+#: The floating-point formats a training run can use.
 PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 #: What a preset's ``precision`` may say: one of :data:`PRECISIONS` or ``"auto"`` (:func:`resolve_precision`).
 PRECISION_CHOICES: tuple[str, ...] = ("auto", *PRECISIONS)

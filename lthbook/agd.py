@@ -70,7 +70,7 @@ import numpy as np
 import torch
 
 from ._validation import as_generator, check_float, check_int, resolve_device
-from .risk import batched_gradient, batched_top_eigenvalue, transposed
+from .risk import DenseData, GatheredData, batched_top_eigenvalue
 from .teacher import Problem
 
 #: Stopping rule of §5: a run stops when its relative step falls below this.
@@ -86,6 +86,12 @@ POLISH_SWITCH_TOL = 1e-6
 #: for small matrices, waking a second thread costs more than it saves, and on a busy
 #: machine (two processes on two cores) the threads' spin-waiting slows tiny runs a hundredfold.
 SINGLE_THREAD_FLOPS = 5e7
+#: Gradient kernels of :func:`run_agd` (module docstring, "Kernels").
+KERNELS = ("auto", "gathered", "dense")
+#: ``kernel="auto"`` uses the dense kernel when ``u < DENSE_CROSSOVER * r`` (``u``: the largest
+#: union of the ``K`` supports in the batch, ``r``: inputs per neuron), the gathered one otherwise.
+#: Measured by ``bench/bench_agd.py --crossover`` (CROSSOVER_NOTE below has the numbers).
+DENSE_CROSSOVER = 2.0
 #: ``exit_reason`` codes of :class:`AGDResult`.
 EXIT_REASONS = ("cap", "step", "success_exit", "stall_exit", "plateau_exit", "diverged")
 _CAP, _STEP, _SUCCESS, _STALL, _PLATEAU, _DIVERGED = range(6)
@@ -196,6 +202,36 @@ def _stack_problems(problems: Problem | Sequence[Problem]) -> list[Problem]:
     return problems
 
 
+def _union_width(problems: Sequence[Problem]) -> int:
+    """``u``: the largest number of distinct inputs the ``K`` neurons of one problem see."""
+    return max(int(np.unique(p.supports).size) for p in problems)
+
+
+def choose_kernel(problems: Problem | Sequence[Problem], kernel: str = "auto") -> str:
+    """The gradient kernel :func:`run_agd` uses for these problems: ``kernel`` itself unless it is
+    ``"auto"``, then ``"dense"`` when ``u < DENSE_CROSSOVER * r`` (``u``: the largest union of the
+    ``K`` index sets ``Omega_j`` of a problem, ``r``: inputs per neuron) and ``"gathered"`` otherwise."""
+    if not isinstance(kernel, str) or kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel != "auto":
+        return kernel
+    problems = _stack_problems(problems)
+    return "dense" if _union_width(problems) < DENSE_CROSSOVER * problems[0].r else "gathered"
+
+
+def _kernel_flops(problems: Sequence[Problem], kernel: str, B: int) -> float:
+    K, N, r = problems[0].K, problems[0].N, problems[0].r
+    width = _union_width(problems) if kernel == "dense" else r
+    return 4.0 * len(problems) * B * K * N * width
+
+
+def _kernel_data(problems: Sequence[Problem], kernel: str, dev: torch.device) -> GatheredData | DenseData:
+    if kernel == "dense":
+        X = torch.from_numpy(np.stack([p.X for p in problems])).to(dev, torch.float64)
+        return DenseData(X, torch.from_numpy(np.stack([p.supports for p in problems]).astype(np.int64)).to(dev))
+    return GatheredData(torch.from_numpy(np.stack([p.gathered() for p in problems])).to(dev, torch.float64))
+
+
 def run_agd(
     problems: Problem | Sequence[Problem],
     W0: np.ndarray,
@@ -215,6 +251,7 @@ def run_agd(
     plateau_exit: float | None = None,
     exit_window: int = 500,
     threads: int | None = None,
+    kernel: str = "auto",
 ) -> AGDResult:
     """Run Algorithm 1 from many initial points on one or many data sets at once.
 
@@ -250,6 +287,11 @@ def run_agd(
         ``exit_window`` iterations (>= 50).
     threads:
         Torch CPU threads during the run (``None``: automatic, see module docstring).
+    kernel:
+        How the gradient's products are formed: ``"gathered"`` (one product per neuron on
+        ``x_{n,Omega_j}``), ``"dense"`` (one product with ``X`` over all neurons, zeros outside
+        the supports) or ``"auto"`` (module docstring, "Kernels"). The iterates agree up to
+        rounding; :attr:`AGDResult.settings` records the kernel used.
     """
     problems = _stack_problems(problems)
     P = len(problems)
@@ -278,9 +320,9 @@ def run_agd(
     if threads is not None:
         threads = check_int("threads", threads, 1)
     dev = resolve_device(device)
+    kernel = choose_kernel(problems, kernel)
 
     f64 = torch.float64
-    Xg = torch.from_numpy(np.stack([p.gathered() for p in problems])).to(dev, f64)
     if labels is None:
         y = torch.from_numpy(np.stack([p.y for p in problems])).to(dev, f64)
     else:
@@ -291,12 +333,12 @@ def run_agd(
     V_star = torch.from_numpy(np.stack([p.W_star.T for p in problems])).to(dev, f64)[..., None]  # (P,K,r,1)
     V0 = torch.from_numpy(np.ascontiguousarray(W0.transpose(0, 3, 2, 1))).to(dev, f64)  # (P,K,r,B)
 
-    with _cpu_threads(dev, 4.0 * P * B * K * N * r, threads):
-        XgT = transposed(Xg)  # float64; shared by the Lanczos set-up and every gradient step
+    with _cpu_threads(dev, _kernel_flops(problems, kernel, B), threads):
+        data = _kernel_data(problems, kernel, dev)  # float64; shared by the Lanczos set-up and every step
         if isinstance(eta, str):
             if eta != "auto":
                 raise ValueError(f"eta must be a positive number, an array of shape (P, B), or 'auto'; got {eta!r}")
-            lam = batched_top_eigenvalue(Xg, V0, XgT=XgT)
+            lam = batched_top_eigenvalue(data, V0)
             if not bool((lam > 0).all()):
                 raise ValueError(
                     "eta='auto' needs W0 at which some neuron is active on some sample (the Hessian at W0 is zero); "
@@ -339,7 +381,7 @@ def run_agd(
         for phase_index, (dtype_name, phase_tol) in enumerate(phases):
             dtype = torch.float32 if dtype_name == "float32" else f64
             last_phase = phase_index == len(phases) - 1
-            t = _iterate(state, Xg.to(dtype), XgT.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t,
+            t = _iterate(state, data.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t,
                          max_iter, phase_tol, record_every, history, history_iters, rules, bar)
             if not last_phase:
                 # runs that met the float32 switch criterion continue in float64
@@ -371,7 +413,7 @@ def run_agd(
         history_iters=np.asarray(history_iters) if history else None,
         settings={"max_iter": max_iter, "tol": tol, "success_tol": success_tol, "device": str(dev),
                   "success_exit": bool(success_exit), "stall_exit": stall_exit, "plateau_exit": plateau_exit,
-                  "exit_window": exit_window},
+                  "exit_window": exit_window, "kernel": kernel},
     )
 
 
@@ -416,14 +458,14 @@ class _ExitRules:
         return code
 
 
-def _iterate(state, Xg, XgT, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rules, bar):
+def _iterate(state, data, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rules, bar):
     """Advance all unfinished runs until each stops, diverges, settles (early exit) or ``t``
     reaches ``max_iter``. Data sets whose runs are all finished are dropped from the batch:
     the loop works on the live rows only and writes finished rows back to ``state``."""
     f64 = torch.float64
-    P = Xg.shape[0]
-    rows = torch.arange(P, device=Xg.device)
-    V, V_prev = state.V.to(Xg.dtype), state.V_prev.to(Xg.dtype)
+    P = data.P
+    rows = torch.arange(P, device=y.device)
+    V, V_prev = state.V.to(y.dtype), state.V_prev.to(y.dtype)
     n_iter, stopped, diverged, settled = (state.n_iter.clone(), state.stopped.clone(), state.diverged.clone(),
                                           state.settled.clone())
     Vs, eta_w = V_star, eta
@@ -464,11 +506,11 @@ def _iterate(state, Xg, XgT, y, V_star, eta, beta, t, max_iter, tol, record_ever
                 write_back(live)
                 rows, V, V_prev = rows[live], V[live], V_prev[live]
                 n_iter, stopped, diverged, settled, done = n_iter[live], stopped[live], diverged[live], settled[live], done[live]
-                Xg, XgT, y, Vs = Xg[live], XgT[live], y[live], Vs[live]
+                data, y, Vs = data.rows(live), y[live], Vs[live]
                 eta_w, limit, star_norm = eta_w[live], limit[live], star_norm[live]
                 checkpoints = [c[live] for c in checkpoints]
         active = ~done
-        G = batched_gradient(Xg, y, V, XgT)
+        G = data.gradient(y, V)
         V_next = V - eta_w[:, None, None, :] * G + beta * (V - V_prev)
         step = (V_next - V).norm(dim=(1, 2)) / V.norm(dim=(1, 2)).clamp_min(torch.finfo(V.dtype).tiny)
         bad = ~torch.isfinite(V_next).all(dim=(1, 2)) | ((V_next - Vs).norm(dim=(1, 2)) > limit)

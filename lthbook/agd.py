@@ -227,7 +227,7 @@ def _kernel_flops(problems: Sequence[Problem], kernel: str, B: int) -> float:
 
 def _kernel_data(problems: Sequence[Problem], kernel: str, dev: torch.device) -> GatheredData | DenseData:
     if kernel == "dense":
-        X = torch.from_numpy(np.stack([p.X for p in problems])).to(dev, torch.float64)
+        X = [torch.from_numpy(p.X).to(dev, torch.float64) for p in problems]
         return DenseData(X, torch.from_numpy(np.stack([p.supports for p in problems]).astype(np.int64)).to(dev))
     return GatheredData(torch.from_numpy(np.stack([p.gathered() for p in problems])).to(dev, torch.float64))
 

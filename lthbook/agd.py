@@ -48,6 +48,17 @@ paper's rules stop it; the reason is recorded per run in ``exit_reason``:
 These are predictions, so :mod:`lthbook.timing` measures how often they
 disagree with the full protocol (:func:`lthbook.timing.compare_exit_rules`).
 
+Kernels. Each step needs the products ``z_nj = w_j^T x_{n,Omega_j}`` and
+``sum_n a_nj e_n x_{n,Omega_j}`` (:mod:`lthbook.risk`) for all ``B`` runs of all ``P`` data
+sets. ``kernel="gathered"`` forms them per neuron on the gathered inputs ``X[:, Omega_j]``
+(the fewest operations, ``4 N r K B`` per data set, in products with ``B`` columns that read
+``K N r`` numbers twice: bound by memory traffic). ``kernel="dense"`` writes the ``K B``
+weight vectors into one matrix that is zero outside the supports and multiplies it by the
+columns of ``X`` in the union of the supports (``u`` of them): ``4 N u K B`` operations in
+products with ``K B`` columns that read the data once. ``kernel="auto"`` takes the dense
+kernel when ``u < DENSE_CROSSOVER * r``; the constant is measured by
+``bench/bench_agd.py --crossover`` (see its comment). The iterates agree to rounding.
+
 Threads. On CPU, ``threads=None`` uses one torch thread when an iteration
 costs fewer than ``SINGLE_THREAD_FLOPS`` (waking a second thread costs more
 than it saves) and torch's setting otherwise; an integer sets it exactly.

@@ -90,15 +90,17 @@ def numpy_masked(p, W0s: np.ndarray, iters: int) -> float:
     return time.perf_counter() - start
 
 
-def lthbook_run(problems, W0: np.ndarray, iters: int, kernel: str, threads: int) -> float:
+def lthbook_run(problems, W0: np.ndarray, iters: int, kernel: str, threads: int, device: str) -> float:
     start = time.perf_counter()
-    run_agd(problems, W0, eta=ETA, beta=BETA, max_iter=iters, tol=1e-300, threads=threads, kernel=kernel)
+    run_agd(problems, W0, eta=ETA, beta=BETA, max_iter=iters, tol=1e-300, threads=threads, kernel=kernel,
+            device=device)
     return time.perf_counter() - start
 
 
-def lthbook_per_iteration(problems, W0, iters: int, kernel: str, threads: int) -> float:
+def lthbook_per_iteration(problems, W0, iters: int, kernel: str, threads: int, device: str = "cpu") -> float:
     """Seconds per iteration of the whole batch: ``(t(iters + 1) - t(1)) / iters``."""
-    return (lthbook_run(problems, W0, iters + 1, kernel, threads) - lthbook_run(problems, W0, 1, kernel, threads)) / iters
+    return (lthbook_run(problems, W0, iters + 1, kernel, threads, device)
+            - lthbook_run(problems, W0, 1, kernel, threads, device)) / iters
 
 
 def cell(K: int, d: int, r: int, N: int, trials: int, batch: int):
@@ -133,15 +135,15 @@ def main_compare(args) -> None:
                     "numpy per-trial": lambda: numpy_per_trial(problems[0], W0[0, 0], args.iters) / args.iters,
                     "numpy masked W~": lambda: numpy_masked(problems[0], W0[0, :1], args.iters) / args.iters,
                     "numpy starts batched": lambda: numpy_masked(problems[0], W0[0], args.iters) / (args.iters * B),
-                    "lthbook gathered": lambda: lthbook_per_iteration(problems, W0, args.iters, "gathered", threads) / (P * B),
-                    "lthbook dense": lambda: lthbook_per_iteration(problems, W0, args.iters, "dense", threads) / (P * B),
+                    "lthbook gathered": lambda: lthbook_per_iteration(problems, W0, args.iters, "gathered", threads, args.device) / (P * B),
+                    "lthbook dense": lambda: lthbook_per_iteration(problems, W0, args.iters, "dense", threads, args.device) / (P * B),
                 }
                 for name, f in per.items():
                     times.setdefault(name, []).append(f())
-                peak.append(gemm_gflops(threads))
-                bw.append(read_bandwidth(threads))
+                peak.append(gemm_gflops(threads, device=args.device))
+                bw.append(read_bandwidth(threads, device=args.device))
         g, m = max(peak), max(bw)
-        print(f"\n{threads} thread(s) (numpy BLAS threads set: {ok}); roofline: fp64 GEMM {g:.1f} GFLOP/s "
+        print(f"\n{threads} thread(s) (numpy BLAS threads set: {ok}); lthbook on {args.device}; roofline ({args.device}): fp64 GEMM {g:.1f} GFLOP/s "
               f"(median {statistics.median(peak):.1f}), read bandwidth {m:.1f} GB/s (median {statistics.median(bw):.1f}); "
               f"{args.rounds} rounds")
         base = {k: stats(times[k]) for k in ("numpy per-trial", "numpy masked W~", "numpy starts batched")}
@@ -194,6 +196,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--device", default="cpu", help="device of the lthbook runs and the roofline (numpy: CPU)")
     parser.add_argument("--crossover", action="store_true")
     parser.add_argument("--r-values", nargs="+", type=int, default=[100, 150, 200, 250, 300, 400, 500])
     args = parser.parse_args()

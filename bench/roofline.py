@@ -18,37 +18,48 @@ import numpy as np
 import torch
 
 
-def gemm_gflops(threads: int, n: int = 2000, repeats: int = 3, dtype: torch.dtype = torch.float64) -> float:
-    """GFLOP/s of an ``n x n`` torch matrix product on ``threads`` CPU threads (the best of ``repeats``)."""
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def gemm_gflops(threads: int, n: int = 2000, repeats: int = 3, dtype: torch.dtype = torch.float64,
+                device: str = "cpu") -> float:
+    """GFLOP/s of an ``n x n`` torch matrix product on ``threads`` CPU threads (or on ``device``),
+    the best of ``repeats``."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         gen = torch.Generator().manual_seed(0)
-        a = torch.randn(n, n, dtype=dtype, generator=gen)
-        b = torch.randn(n, n, dtype=dtype, generator=gen)
+        a = torch.randn(n, n, dtype=dtype, generator=gen).to(device)
+        b = torch.randn(n, n, dtype=dtype, generator=gen).to(device)
         a @ b
+        _sync(device)
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
             a @ b
+            _sync(device)
             best = min(best, time.perf_counter() - start)
         return 2.0 * n**3 / best / 1e9
     finally:
         torch.set_num_threads(previous)
 
 
-def read_bandwidth(threads: int, megabytes: int = 256, repeats: int = 3) -> float:
+def read_bandwidth(threads: int, megabytes: int = 256, repeats: int = 3, device: str = "cpu") -> float:
     """GB/s at which torch sums a float64 array of ``megabytes`` MB (far larger than the caches)
-    on ``threads`` CPU threads: what a kernel that streams its data once can reach."""
+    on ``threads`` CPU threads (or on ``device``): what a kernel that streams its data once can reach."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        a = torch.ones(megabytes * 2**20 // 8, dtype=torch.float64)
+        a = torch.ones(megabytes * 2**20 // 8, dtype=torch.float64, device=device)
         a.sum()
+        _sync(device)
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
             a.sum()
+            _sync(device)
             best = min(best, time.perf_counter() - start)
         return a.numel() * 8 / best / 1e9
     finally:

@@ -101,8 +101,12 @@ SINGLE_THREAD_FLOPS = 5e7
 KERNELS = ("auto", "gathered", "dense")
 #: ``kernel="auto"`` uses the dense kernel when ``u < DENSE_CROSSOVER * r`` (``u``: the largest
 #: union of the ``K`` supports in the batch, ``r``: inputs per neuron), the gathered one otherwise.
-#: Measured by ``bench/bench_agd.py --crossover`` (CROSSOVER_NOTE below has the numbers).
-DENSE_CROSSOVER = 2.0
+#: Measured with ``bench/bench_agd.py --crossover --threads 1 --rounds 3 --iters 10`` (Fig 2's
+#: shape: K=5, d=500, N=3000, 5 data sets x 12 starts; 2-core machine, load average 4.3-6.5),
+#: ms per iteration, gathered / dense (min of 3): r=100 (u/r 3.35) 45.9/69.6, r=150 (2.79)
+#: 54.8/86.3, r=200 (2.31) 79.7/87.3, r=250 (1.96) 96.1/101.2, r=300 (1.67) 105.9/95.6,
+#: r=400 (1.25) 142.0/102.9, r=500 (1.00) 206.8/105.5: the ratio crosses 1 at u/r = 1.87.
+DENSE_CROSSOVER = 1.87
 #: ``exit_reason`` codes of :class:`AGDResult`.
 EXIT_REASONS = ("cap", "step", "success_exit", "stall_exit", "plateau_exit", "diverged")
 _CAP, _STEP, _SUCCESS, _STALL, _PLATEAU, _DIVERGED = range(6)

@@ -40,9 +40,13 @@ def run(n):
     t = time.perf_counter()
     res = run_agd(ps, W0, eta=5.0, beta=0.2, max_iter=n, tol=1e-300, threads=threads, **extra)
     return time.perf_counter() - t, res
-t1, _ = run(1)
+run(1)  # warm-up: first-touch of the allocations
+t1a, _ = run(1)
 t2, res = run(iters + 1)
+t1b, _ = run(1)
+t1 = min(t1a, t1b)
 np.save(out, res.W)
+import lthbook; print(lthbook.__file__)
 print((t2 - t1) / (iters * trials * batch))
 """
 
@@ -66,9 +70,13 @@ def main() -> None:
                 out = os.path.join(tmp, f"{name}.npy")
                 cmd = [sys.executable, "-c", SNIPPET] + [str(v) for v in (args.K, args.d, args.r, args.N, args.trials,
                                                                           args.batch, args.iters, args.threads)]
+                # cwd outside both trees: python -c puts the working directory first on sys.path
                 proc = subprocess.run(cmd + [args.kernel, out], capture_output=True, text=True, check=True,
-                                      env={**os.environ, "PYTHONPATH": tree})
-                times[name].append(float(proc.stdout.split()[-1]))
+                                      env={**os.environ, "PYTHONPATH": tree}, cwd=tmp)
+                where, seconds = proc.stdout.split()[-2:]
+                if not where.startswith(os.path.abspath(tree)):
+                    raise RuntimeError(f"{name}: imported lthbook from {where}, not from {tree}")
+                times[name].append(float(seconds))
             print(f"  round {rnd + 1}: old {times['old'][-1] * 1e3:.3f} ms, new {times['new'][-1] * 1e3:.3f} ms",
                   flush=True)
         W_old, W_new = np.load(os.path.join(tmp, "old.npy")), np.load(os.path.join(tmp, "new.npy"))

@@ -61,7 +61,12 @@ kernel when ``u < DENSE_CROSSOVER * r``; the constant is measured by
 
 Threads. On CPU, ``threads=None`` uses one torch thread when an iteration
 costs fewer than ``SINGLE_THREAD_FLOPS`` (waking a second thread costs more
-than it saves) and torch's setting otherwise; an integer sets it exactly.
+than it saves) or when the machine is busy (1-minute load average at least the
+number of cores minus 0.5: other processes hold the cores, and threads that wait
+for each other then cost far more than they gain; ``bench/bench_agd.py`` at load
+average 5-7 on 2 cores: 7.3 ms per trial-iteration on 2 threads against 2.95 ms on
+one), and torch's setting otherwise; an integer sets it exactly. The result does
+not depend on the thread count.
 
 Precision. ``"float64"`` (default) resolves the ``1e-8`` stopping rule.
 ``"float32+polish"`` iterates in float32 until the relative step falls under
@@ -73,6 +78,7 @@ only by rounding luck, and the run may go to the iteration cap.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -114,11 +120,11 @@ _CAP, _STEP, _SUCCESS, _STALL, _PLATEAU, _DIVERGED = range(6)
 
 @contextmanager
 def _cpu_threads(device: torch.device, flops_per_iteration: float, threads: int | None = None) -> Iterator[None]:
-    """Torch CPU threads for one run: ``threads`` if given, else 1 for small iterations."""
+    """Torch CPU threads for one run: ``threads`` if given, else 1 for small iterations or a busy machine."""
     if device.type != "cpu":
         yield
         return
-    wanted = threads if threads is not None else (1 if flops_per_iteration < SINGLE_THREAD_FLOPS else None)
+    wanted = threads if threads is not None else (1 if flops_per_iteration < SINGLE_THREAD_FLOPS or _busy() else None)
     previous = torch.get_num_threads()
     if wanted is None or wanted == previous:
         yield
@@ -128,6 +134,14 @@ def _cpu_threads(device: torch.device, flops_per_iteration: float, threads: int 
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _busy() -> bool:
+    """Whether other processes hold the cores: 1-minute load average >= cores - 0.5."""
+    try:
+        return os.getloadavg()[0] >= (os.cpu_count() or 1) - 0.5
+    except OSError:  # no load average on this platform
+        return False
 
 
 def paper_step_size(K: int, eta_unscaled: float = 0.5) -> float:

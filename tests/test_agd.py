@@ -587,3 +587,26 @@ def test_threads_argument_is_restored(problem, W0):
     before = torch.get_num_threads()
     run_agd(problem, W0, eta=ETA, max_iter=3, threads=2)
     assert torch.get_num_threads() == before
+
+
+def test_automatic_threads_drop_to_one_on_a_busy_machine(monkeypatch):
+    import os
+
+    import torch
+
+    import lthbook.agd as agd
+
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(agd.os, "getloadavg", lambda: (cores + 3.0, 0.0, 0.0))
+    with agd._cpu_threads(cpu, 1e12):
+        assert torch.get_num_threads() == 1
+    with agd._cpu_threads(cpu, 1e12, threads=2):  # an explicit count wins
+        assert torch.get_num_threads() == 2
+    monkeypatch.setattr(agd.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with agd._cpu_threads(cpu, 1e12):  # idle: torch's own setting
+        assert torch.get_num_threads() == before
+    with agd._cpu_threads(cpu, 1e3):  # a tiny iteration: one thread even when idle
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

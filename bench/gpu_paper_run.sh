@@ -87,7 +87,7 @@ done
 wait
 tail -n 3 "$W"/logs/assemble_*.log | tee -a "$S"
 
-timeout 60 $PY bench/bench_agd.py --device "$DEV" --threads 1 --batch 12 --iters 300 \
+timeout 60 $PY bench/bench_agd.py --device "$DEV" --threads 1 --batch 12 --iters 50 --rounds 3 \
   >"$W/logs/bench_agd.log" 2>&1
 cat "$W/logs/bench_agd.log" | tee -a "$S"
 fi

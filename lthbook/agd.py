@@ -48,9 +48,25 @@ paper's rules stop it; the reason is recorded per run in ``exit_reason``:
 These are predictions, so :mod:`lthbook.timing` measures how often they
 disagree with the full protocol (:func:`lthbook.timing.compare_exit_rules`).
 
+Kernels. Each step needs the products ``z_nj = w_j^T x_{n,Omega_j}`` and
+``sum_n a_nj e_n x_{n,Omega_j}`` (:mod:`lthbook.risk`) for all ``B`` runs of all ``P`` data
+sets. ``kernel="gathered"`` forms them per neuron on the gathered inputs ``X[:, Omega_j]``
+(the fewest operations, ``4 N r K B`` per data set, in products with ``B`` columns that read
+``K N r`` numbers twice: bound by memory traffic). ``kernel="dense"`` writes the ``K B``
+weight vectors into one matrix that is zero outside the supports and multiplies it by the
+columns of ``X`` in the union of the supports (``u`` of them): ``4 N u K B`` operations in
+products with ``K B`` columns that read the data once. ``kernel="auto"`` takes the dense
+kernel when ``u < DENSE_CROSSOVER * r``; the constant is measured by
+``bench/bench_agd.py --crossover`` (see its comment). The iterates agree to rounding.
+
 Threads. On CPU, ``threads=None`` uses one torch thread when an iteration
 costs fewer than ``SINGLE_THREAD_FLOPS`` (waking a second thread costs more
-than it saves) and torch's setting otherwise; an integer sets it exactly.
+than it saves) or when the machine is busy (1-minute load average at least the
+number of cores minus 0.5: other processes hold the cores, and threads that wait
+for each other then cost far more than they gain; ``bench/bench_agd.py`` at load
+average 5-7 on 2 cores: 7.3 ms per trial-iteration on 2 threads against 2.95 ms on
+one), and torch's setting otherwise; an integer sets it exactly. The result does
+not depend on the thread count.
 
 Precision. ``"float64"`` (default) resolves the ``1e-8`` stopping rule.
 ``"float32+polish"`` iterates in float32 until the relative step falls under
@@ -62,6 +78,7 @@ only by rounding luck, and the run may go to the iteration cap.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
@@ -70,7 +87,7 @@ import numpy as np
 import torch
 
 from ._validation import as_generator, check_float, check_int, resolve_device
-from .risk import batched_gradient, batched_top_eigenvalue, transposed
+from .risk import DenseData, GatheredData, batched_top_eigenvalue
 from .teacher import Problem
 
 #: Stopping rule of §5: a run stops when its relative step falls below this.
@@ -86,6 +103,16 @@ POLISH_SWITCH_TOL = 1e-6
 #: for small matrices, waking a second thread costs more than it saves, and on a busy
 #: machine (two processes on two cores) the threads' spin-waiting slows tiny runs a hundredfold.
 SINGLE_THREAD_FLOPS = 5e7
+#: Gradient kernels of :func:`run_agd` (module docstring, "Kernels").
+KERNELS = ("auto", "gathered", "dense")
+#: ``kernel="auto"`` uses the dense kernel when ``u < DENSE_CROSSOVER * r`` (``u``: the largest
+#: union of the ``K`` supports in the batch, ``r``: inputs per neuron), the gathered one otherwise.
+#: Measured with ``bench/bench_agd.py --crossover --threads 1 --rounds 3 --iters 10`` (Fig 2's
+#: shape: K=5, d=500, N=3000, 5 data sets x 12 starts; 2-core machine, load average 4.3-6.5),
+#: ms per iteration, gathered / dense (min of 3): r=100 (u/r 3.35) 45.9/69.6, r=150 (2.79)
+#: 54.8/86.3, r=200 (2.31) 79.7/87.3, r=250 (1.96) 96.1/101.2, r=300 (1.67) 105.9/95.6,
+#: r=400 (1.25) 142.0/102.9, r=500 (1.00) 206.8/105.5: the ratio crosses 1 at u/r = 1.87.
+DENSE_CROSSOVER = 1.87
 #: ``exit_reason`` codes of :class:`AGDResult`.
 EXIT_REASONS = ("cap", "step", "success_exit", "stall_exit", "plateau_exit", "diverged")
 _CAP, _STEP, _SUCCESS, _STALL, _PLATEAU, _DIVERGED = range(6)
@@ -93,11 +120,11 @@ _CAP, _STEP, _SUCCESS, _STALL, _PLATEAU, _DIVERGED = range(6)
 
 @contextmanager
 def _cpu_threads(device: torch.device, flops_per_iteration: float, threads: int | None = None) -> Iterator[None]:
-    """Torch CPU threads for one run: ``threads`` if given, else 1 for small iterations."""
+    """Torch CPU threads for one run: ``threads`` if given, else 1 for small iterations or a busy machine."""
     if device.type != "cpu":
         yield
         return
-    wanted = threads if threads is not None else (1 if flops_per_iteration < SINGLE_THREAD_FLOPS else None)
+    wanted = threads if threads is not None else (1 if flops_per_iteration < SINGLE_THREAD_FLOPS or _busy() else None)
     previous = torch.get_num_threads()
     if wanted is None or wanted == previous:
         yield
@@ -107,6 +134,14 @@ def _cpu_threads(device: torch.device, flops_per_iteration: float, threads: int 
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _busy() -> bool:
+    """Whether other processes hold the cores: 1-minute load average >= cores - 0.5."""
+    try:
+        return os.getloadavg()[0] >= (os.cpu_count() or 1) - 0.5
+    except OSError:  # no load average on this platform
+        return False
 
 
 def paper_step_size(K: int, eta_unscaled: float = 0.5) -> float:
@@ -196,6 +231,36 @@ def _stack_problems(problems: Problem | Sequence[Problem]) -> list[Problem]:
     return problems
 
 
+def _union_width(problems: Sequence[Problem]) -> int:
+    """``u``: the largest number of distinct inputs the ``K`` neurons of one problem see."""
+    return max(int(np.unique(p.supports).size) for p in problems)
+
+
+def choose_kernel(problems: Problem | Sequence[Problem], kernel: str = "auto") -> str:
+    """The gradient kernel :func:`run_agd` uses for these problems: ``kernel`` itself unless it is
+    ``"auto"``, then ``"dense"`` when ``u < DENSE_CROSSOVER * r`` (``u``: the largest union of the
+    ``K`` index sets ``Omega_j`` of a problem, ``r``: inputs per neuron) and ``"gathered"`` otherwise."""
+    if not isinstance(kernel, str) or kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel != "auto":
+        return kernel
+    problems = _stack_problems(problems)
+    return "dense" if _union_width(problems) < DENSE_CROSSOVER * problems[0].r else "gathered"
+
+
+def _kernel_flops(problems: Sequence[Problem], kernel: str, B: int) -> float:
+    K, N, r = problems[0].K, problems[0].N, problems[0].r
+    width = _union_width(problems) if kernel == "dense" else r
+    return 4.0 * len(problems) * B * K * N * width
+
+
+def _kernel_data(problems: Sequence[Problem], kernel: str, dev: torch.device) -> GatheredData | DenseData:
+    if kernel == "dense":
+        X = [torch.from_numpy(p.X).to(dev, torch.float64) for p in problems]
+        return DenseData(X, torch.from_numpy(np.stack([p.supports for p in problems]).astype(np.int64)).to(dev))
+    return GatheredData(torch.from_numpy(np.stack([p.gathered() for p in problems])).to(dev, torch.float64))
+
+
 def run_agd(
     problems: Problem | Sequence[Problem],
     W0: np.ndarray,
@@ -215,6 +280,7 @@ def run_agd(
     plateau_exit: float | None = None,
     exit_window: int = 500,
     threads: int | None = None,
+    kernel: str = "auto",
 ) -> AGDResult:
     """Run Algorithm 1 from many initial points on one or many data sets at once.
 
@@ -250,6 +316,11 @@ def run_agd(
         ``exit_window`` iterations (>= 50).
     threads:
         Torch CPU threads during the run (``None``: automatic, see module docstring).
+    kernel:
+        How the gradient's products are formed: ``"gathered"`` (one product per neuron on
+        ``x_{n,Omega_j}``), ``"dense"`` (one product with ``X`` over all neurons, zeros outside
+        the supports) or ``"auto"`` (module docstring, "Kernels"). The iterates agree up to
+        rounding; :attr:`AGDResult.settings` records the kernel used.
     """
     problems = _stack_problems(problems)
     P = len(problems)
@@ -278,9 +349,9 @@ def run_agd(
     if threads is not None:
         threads = check_int("threads", threads, 1)
     dev = resolve_device(device)
+    kernel = choose_kernel(problems, kernel)
 
     f64 = torch.float64
-    Xg = torch.from_numpy(np.stack([p.gathered() for p in problems])).to(dev, f64)
     if labels is None:
         y = torch.from_numpy(np.stack([p.y for p in problems])).to(dev, f64)
     else:
@@ -291,12 +362,12 @@ def run_agd(
     V_star = torch.from_numpy(np.stack([p.W_star.T for p in problems])).to(dev, f64)[..., None]  # (P,K,r,1)
     V0 = torch.from_numpy(np.ascontiguousarray(W0.transpose(0, 3, 2, 1))).to(dev, f64)  # (P,K,r,B)
 
-    with _cpu_threads(dev, 4.0 * P * B * K * N * r, threads):
-        XgT = transposed(Xg)  # float64; shared by the Lanczos set-up and every gradient step
+    with _cpu_threads(dev, _kernel_flops(problems, kernel, B), threads):
+        data = _kernel_data(problems, kernel, dev)  # float64; shared by the Lanczos set-up and every step
         if isinstance(eta, str):
             if eta != "auto":
                 raise ValueError(f"eta must be a positive number, an array of shape (P, B), or 'auto'; got {eta!r}")
-            lam = batched_top_eigenvalue(Xg, V0, XgT=XgT)
+            lam = batched_top_eigenvalue(data, V0)
             if not bool((lam > 0).all()):
                 raise ValueError(
                     "eta='auto' needs W0 at which some neuron is active on some sample (the Hessian at W0 is zero); "
@@ -339,7 +410,7 @@ def run_agd(
         for phase_index, (dtype_name, phase_tol) in enumerate(phases):
             dtype = torch.float32 if dtype_name == "float32" else f64
             last_phase = phase_index == len(phases) - 1
-            t = _iterate(state, Xg.to(dtype), XgT.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t,
+            t = _iterate(state, data.to(dtype), y.to(dtype), V_star.to(dtype), eta_t.to(dtype), beta, t,
                          max_iter, phase_tol, record_every, history, history_iters, rules, bar)
             if not last_phase:
                 # runs that met the float32 switch criterion continue in float64
@@ -371,7 +442,7 @@ def run_agd(
         history_iters=np.asarray(history_iters) if history else None,
         settings={"max_iter": max_iter, "tol": tol, "success_tol": success_tol, "device": str(dev),
                   "success_exit": bool(success_exit), "stall_exit": stall_exit, "plateau_exit": plateau_exit,
-                  "exit_window": exit_window},
+                  "exit_window": exit_window, "kernel": kernel},
     )
 
 
@@ -416,14 +487,14 @@ class _ExitRules:
         return code
 
 
-def _iterate(state, Xg, XgT, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rules, bar):
+def _iterate(state, data, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rules, bar):
     """Advance all unfinished runs until each stops, diverges, settles (early exit) or ``t``
     reaches ``max_iter``. Data sets whose runs are all finished are dropped from the batch:
     the loop works on the live rows only and writes finished rows back to ``state``."""
     f64 = torch.float64
-    P = Xg.shape[0]
-    rows = torch.arange(P, device=Xg.device)
-    V, V_prev = state.V.to(Xg.dtype), state.V_prev.to(Xg.dtype)
+    P = data.P
+    rows = torch.arange(P, device=y.device)
+    V, V_prev = state.V.to(y.dtype), state.V_prev.to(y.dtype)
     n_iter, stopped, diverged, settled = (state.n_iter.clone(), state.stopped.clone(), state.diverged.clone(),
                                           state.settled.clone())
     Vs, eta_w = V_star, eta
@@ -464,11 +535,11 @@ def _iterate(state, Xg, XgT, y, V_star, eta, beta, t, max_iter, tol, record_ever
                 write_back(live)
                 rows, V, V_prev = rows[live], V[live], V_prev[live]
                 n_iter, stopped, diverged, settled, done = n_iter[live], stopped[live], diverged[live], settled[live], done[live]
-                Xg, XgT, y, Vs = Xg[live], XgT[live], y[live], Vs[live]
+                data, y, Vs = data.rows(live), y[live], Vs[live]
                 eta_w, limit, star_norm = eta_w[live], limit[live], star_norm[live]
                 checkpoints = [c[live] for c in checkpoints]
         active = ~done
-        G = batched_gradient(Xg, y, V, XgT)
+        G = data.gradient(y, V)
         V_next = V - eta_w[:, None, None, :] * G + beta * (V - V_prev)
         step = (V_next - V).norm(dim=(1, 2)) / V.norm(dim=(1, 2)).clamp_min(torch.finfo(V.dtype).tiny)
         bad = ~torch.isfinite(V_next).all(dim=(1, 2)) | ((V_next - Vs).norm(dim=(1, 2)) > limit)

@@ -75,7 +75,7 @@ def format_duration(seconds: float) -> str:
 # ci and book with the current code; paper: Figs 3-5 on one core, Fig 2 estimated from timed
 # cells (computed on a GPU instead), Fig 7 estimated by bench/bench_imp.py (bfloat16, as "auto" chose).
 _SECONDS = {
-    "fig2": {"ci": 12, "book": 78, "paper": 6 * 3600},
+    "fig2": {"ci": 12, "book": 78, "paper": 4 * 3600},  # paper: 2 idle cores, dense kernel (bench/estimate_fig2.py)
     "fig3": {"ci": 6, "book": 43, "paper": 1248},
     "fig4": {"ci": 11, "book": 105, "paper": 1496},
     "fig5": {"ci": 9, "book": 18, "paper": 1083},

@@ -75,7 +75,9 @@ def batched_gradient(Xg: torch.Tensor, y: torch.Tensor, V: torch.Tensor, XgT: to
     K, N = Xg.shape[1], Xg.shape[2]
     Z = batched_preactivations(Xg, V)
     e = batched_residual(Z, y)
-    weighted = torch.where(Z > 0, e[:, None], torch.zeros((), dtype=Z.dtype, device=Z.device))
+    # a_nj e_n; a multiplication by the 0/1 mask, not torch.where: on one CPU thread the latter took
+    # 20-25 ms against 1.3 ms at Fig 2's worst cell (bench/bench_agd.py's cell, load average 6)
+    weighted = (Z > 0).to(Z.dtype).mul_(e[:, None])
     return (Xg.transpose(-1, -2) if XgT is None else XgT) @ weighted / (N * K)
 
 
@@ -91,9 +93,156 @@ def batched_hvp(Xg: torch.Tensor, active: torch.Tensor, U: torch.Tensor, XgT: to
     return (Xg.transpose(-1, -2) if XgT is None else XgT) @ (active * s) / (N * K * K)
 
 
+class GatheredData:
+    """The ``P`` data sets in the per-neuron layout: ``Xg`` of shape ``(P, K, N, r)``
+    (``Xg[p, j] = X_p[:, Omega_j]``) and its :func:`transposed` copy.
+
+    One product per neuron, ``x_{n,Omega_j}^T w_j`` for ``B`` right-hand sides: ``2 N r K B``
+    flops per data set, the fewest possible, but each product has only ``B`` columns and
+    reads its ``N x r`` block of data (twice: ``Xg`` and ``Xg^T``) for them, so the kernel
+    is bound by memory traffic when ``B`` is small. :class:`DenseData` is the alternative.
+    """
+
+    kind = "gathered"
+
+    def __init__(self, Xg: torch.Tensor, XgT: torch.Tensor | None = None) -> None:
+        self.Xg = Xg
+        self.XgT = transposed(Xg) if XgT is None else XgT
+
+    @property
+    def P(self) -> int:
+        return self.Xg.shape[0]
+
+    def flops(self, B: int) -> float:
+        """Floating-point operations of one gradient (forward and backward products)."""
+        P, K, N, r = self.Xg.shape
+        return 4.0 * P * K * N * r * B
+
+    def active(self, V: torch.Tensor) -> torch.Tensor:
+        """Activation pattern ``a_nj = 1[z_nj > 0]`` in this layout, ``(P, K, N, B)``."""
+        return (batched_preactivations(self.Xg, V) > 0).to(self.Xg.dtype)
+
+    def gradient(self, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """:func:`batched_gradient`, shape ``(P, K, r, B)`` like ``V``."""
+        return batched_gradient(self.Xg, y, V, self.XgT)
+
+    def hvp(self, active: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+        """:func:`batched_hvp` with ``active`` from :meth:`active`."""
+        return batched_hvp(self.Xg, active, U, self.XgT)
+
+    def rows(self, keep: torch.Tensor) -> "GatheredData":
+        """The data sets ``keep`` (a boolean mask of length ``P``)."""
+        return GatheredData(self.Xg[keep], self.XgT[keep])
+
+    def to(self, dtype: torch.dtype) -> "GatheredData":
+        return GatheredData(self.Xg.to(dtype), self.XgT.to(dtype))
+
+
+class DenseData:
+    """The ``P`` data sets as plain matrices, for one dense product over all neurons.
+
+    The ``K`` neurons' weights ``w_j`` (``B`` of each) are written into one matrix
+    ``tilde W`` with zeros outside each ``Omega_j`` (the masked form of Eq. (4)), so
+    ``Z = X tilde W`` gives every ``z_nj`` at once and ``X^T (a * e)``, restricted to the
+    supports, is the gradient of the module docstring. Only the columns of ``X`` in the
+    union ``U_p`` of the supports of data set ``p`` are kept (padded to the largest union
+    ``u`` over the batch; padded columns meet zero weights and their gradient rows are never
+    read). That is ``2 N u K B`` flops per product against the gathered kernel's
+    ``2 N r K B``, but in products with ``K B`` columns that read the data once: it is
+    faster when ``u / r`` is small enough (:data:`lthbook.agd.DENSE_CROSSOVER`).
+
+    ``X`` is a tensor of shape ``(P, N, d)`` or a sequence of ``P`` tensors of shape
+    ``(N, d_p)`` (``d`` may differ between data sets), and ``supports`` (``Omega``) has shape
+    ``(P, K, r)``, integer.
+    """
+
+    kind = "dense"
+
+    def __init__(self, X: torch.Tensor | list[torch.Tensor], supports: torch.Tensor) -> None:
+        cols, pos = [], []
+        for p in range(len(X)):  # union of the supports of data set p, and where each support entry sits in it
+            union, inverse = torch.unique(supports[p], return_inverse=True)
+            cols.append(union.to(X[p].device))
+            pos.append(inverse)
+        u = max(c.numel() for c in cols)
+        Xu = torch.stack([X[p][:, torch.cat([c, c[:1].expand(u - c.numel())])] for p, c in enumerate(cols)])
+        self._set(Xu, Xu.transpose(-1, -2).contiguous(), torch.stack(pos).to(Xu.device))
+
+    @classmethod
+    def _from_parts(cls, Xu: torch.Tensor, XuT: torch.Tensor, pos: torch.Tensor) -> "DenseData":
+        obj = cls.__new__(cls)
+        obj._set(Xu, XuT, pos)
+        return obj
+
+    def _set(self, Xu: torch.Tensor, XuT: torch.Tensor, pos: torch.Tensor) -> None:
+        self.Xu, self.XuT, self.pos = Xu, XuT, pos  # (P, N, u), (P, u, N), (P, K, r)
+        P, K, r = pos.shape
+        u = Xu.shape[2]
+        p = torch.arange(P, device=pos.device)[:, None, None]
+        j = torch.arange(K, device=pos.device)[None, :, None]
+        # row of (P*u*K, B)-shaped tilde W for entry (p, j, i) of V's (P*K*r, B) rows
+        self._index = ((p * u + pos) * K + j).reshape(-1)
+
+    @property
+    def P(self) -> int:
+        return self.Xu.shape[0]
+
+    @property
+    def width(self) -> int:
+        """``u``: the columns of ``X`` kept (largest union of supports in the batch)."""
+        return self.Xu.shape[2]
+
+    def flops(self, B: int) -> float:
+        """Floating-point operations of one gradient (forward and backward products)."""
+        P, N, u = self.Xu.shape
+        return 4.0 * P * N * u * self.pos.shape[1] * B
+
+    def _dense(self, V: torch.Tensor) -> torch.Tensor:
+        P, K, r, B = V.shape
+        W = V.new_zeros(P * self.width * K, B)
+        W.index_copy_(0, self._index, V.reshape(-1, B))
+        return W.view(P, self.width, K * B)
+
+    def _restrict(self, G: torch.Tensor, B: int) -> torch.Tensor:
+        P, K, r = self.pos.shape
+        return G.reshape(-1, B).index_select(0, self._index).view(P, K, r, B)
+
+    def _preactivations(self, V: torch.Tensor) -> torch.Tensor:
+        P, K, r, B = V.shape
+        return (self.Xu @ self._dense(V)).view(P, -1, K, B)  # (P, N, K, B)
+
+    def active(self, V: torch.Tensor) -> torch.Tensor:
+        """Activation pattern ``a_nj`` in this layout, ``(P, N, K, B)``."""
+        return (self._preactivations(V) > 0).to(self.Xu.dtype)
+
+    def gradient(self, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+        """Gradient of Eq. (2), shape ``(P, K, r, B)`` like ``V`` (equal to :func:`batched_gradient`
+        up to rounding)."""
+        P, K, r, B = V.shape
+        N = self.Xu.shape[1]
+        Z = self._preactivations(V)
+        e = torch.relu(Z).mean(dim=2) - (y if y.dim() == 3 else y[:, :, None])  # (P, N, B)
+        weighted = (Z > 0).to(Z.dtype).mul_(e[:, :, None, :])  # a_nj e_n (see batched_gradient)
+        return self._restrict(self.XuT @ weighted.view(P, N, K * B), B) / (N * K)
+
+    def hvp(self, active: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+        """Hessian-vector product ``H(W) U`` with ``active`` from :meth:`active` (as :func:`batched_hvp`)."""
+        P, K, r, B = U.shape
+        N = self.Xu.shape[1]
+        s = (self._preactivations(U) * active).sum(dim=2, keepdim=True)  # (P, N, 1, B)
+        return self._restrict(self.XuT @ (active * s).view(P, N, K * B), B) / (N * K * K)
+
+    def rows(self, keep: torch.Tensor) -> "DenseData":
+        """The data sets ``keep`` (a boolean mask of length ``P``)."""
+        return DenseData._from_parts(self.Xu[keep], self.XuT[keep], self.pos[keep])
+
+    def to(self, dtype: torch.dtype) -> "DenseData":
+        return DenseData._from_parts(self.Xu.to(dtype), self.XuT.to(dtype), self.pos)
+
+
 def batched_top_eigenvalue(
-    Xg: torch.Tensor, V: torch.Tensor, max_iterations: int = 300, rtol: float = 1e-10, seed: int = 0,
-    XgT: torch.Tensor | None = None,
+    Xg: torch.Tensor | GatheredData | DenseData, V: torch.Tensor, max_iterations: int = 300, rtol: float = 1e-10,
+    seed: int = 0, XgT: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Largest Hessian eigenvalue ``lambda_max`` at each ``V`` by the Lanczos method, shape ``(P, B)``.
 
@@ -105,9 +254,11 @@ def batched_top_eigenvalue(
     frozen once its estimate changes by less than ``rtol`` (relative) in one step, or
     its Krylov space is exhausted; every run starts from the same vector (drawn from
     ``seed``), so a run's estimate does not depend on which other runs share its batch.
+    ``Xg`` is the gathered data (a tensor) or a :class:`GatheredData` / :class:`DenseData`.
     """
     P, K, r, B = V.shape
-    active = (batched_preactivations(Xg, V) > 0).to(Xg.dtype)
+    data = Xg if isinstance(Xg, (GatheredData, DenseData)) else GatheredData(Xg, XgT)
+    active = data.active(V)
     tiny = torch.finfo(V.dtype).tiny
     gen = torch.Generator(device="cpu").manual_seed(seed)
     start = torch.randn((1, K, r, 1), generator=gen, dtype=V.dtype).to(V.device)
@@ -119,7 +270,7 @@ def batched_top_eigenvalue(
     lam = torch.zeros(P, B, dtype=V.dtype, device=V.device)
     done = torch.zeros(P, B, dtype=torch.bool, device=V.device)
     for k in range(min(max_iterations, K * r)):
-        w = batched_hvp(Xg, active, q, XgT)
+        w = data.hvp(active, q)
         alphas.append((w * q).sum(dim=(1, 2)))
         Q = torch.stack(basis)  # (k+1, P, K, r, B)
         for _ in range(2):  # full re-orthogonalisation, twice for stability

@@ -129,15 +129,17 @@ def test_initial_points_length_one_sequence_ignores_n(problem):
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kernel", ["gathered", "dense"])
 @pytest.mark.parametrize("beta", [0.0, 0.2, 0.7])
-def test_first_two_steps_match_manual_numpy(problem, W0, beta):
+def test_first_two_steps_match_manual_numpy(problem, W0, beta, kernel):
     p = problem
     X, y, S = p.X, p.y, p.supports
     W_0 = W0[0]
     W_1 = W_0 - ETA * np_gradient(W_0, X, y, S)  # W(-1) = W(0): no momentum on the first step
     W_2 = W_1 - ETA * np_gradient(W_1, X, y, S) + beta * (W_1 - W_0)
-    r1 = run_agd(p, W0, eta=ETA, beta=beta, max_iter=1)
-    r2 = run_agd(p, W0, eta=ETA, beta=beta, max_iter=2)
+    r1 = run_agd(p, W0, eta=ETA, beta=beta, max_iter=1, kernel=kernel)
+    r2 = run_agd(p, W0, eta=ETA, beta=beta, max_iter=2, kernel=kernel)
+    assert r2.settings["kernel"] == kernel
     np.testing.assert_allclose(r1.W[0, 0], W_1, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(r2.W[0, 0], W_2, rtol=1e-12, atol=1e-15)
     assert r1.n_iter[0, 0] == 1 and r2.n_iter[0, 0] == 2
@@ -151,15 +153,81 @@ def test_first_two_steps_match_manual_numpy(problem, W0, beta):
         assert not np.allclose(W_2, W_1 - ETA * np_gradient(W_1, X, y, S), rtol=1e-8, atol=1e-12)
 
 
-def test_many_steps_match_manual_numpy_noisy():
+@pytest.mark.parametrize("kernel", ["gathered", "dense"])
+def test_many_steps_match_manual_numpy_noisy(kernel):
     p = make_problem(K=3, d=20, r_star=3, r=6, N=150, noise_level=0.05, seed=2)
     W0 = initial_points(p.W_star, 0.4, n=1, seed=0)
     eta, beta = 6.0, 0.3
     prev, cur = W0[0], W0[0]
     for _ in range(30):
         prev, cur = cur, cur - eta * np_gradient(cur, p.X, p.y, p.supports) + beta * (cur - prev)
-    res = run_agd(p, W0, eta=eta, beta=beta, max_iter=30)
+    res = run_agd(p, W0, eta=eta, beta=beta, max_iter=30, kernel=kernel)
     np.testing.assert_allclose(res.W[0, 0], cur, rtol=1e-10, atol=1e-13)
+
+
+def _with_supports(p, supports):
+    """``p`` with the student supports replaced (``W*`` re-embedded on them)."""
+    from lthbook.teacher import Problem, augmented_weights
+
+    return Problem(X=p.X, y=p.y, y_clean=p.y_clean, teacher=p.teacher, supports=supports,
+                   W_star=augmented_weights(p.teacher, supports), sigma=p.sigma)
+
+
+@pytest.mark.parametrize("case", ["disjoint", "overlapping", "r=d"])
+def test_dense_and_gathered_kernels_give_the_same_runs(case):
+    """The two kernels take the same steps up to rounding: same stopping iteration, same outcome,
+    iterates and eta='auto' equal to float tolerance; for r < d with disjoint and with overlapping
+    supports (union smaller than d) and for r = d."""
+    rng = np.random.default_rng(4)
+    K, d, r_star = 3, {"disjoint": 40, "overlapping": 16, "r=d": 10}[case], 3
+    p = make_problem(K=K, d=d, r_star=r_star, r=r_star, N=200, seed=7)
+    r = {"disjoint": 10, "overlapping": 8, "r=d": 10}[case]
+    rows = []
+    for j, star in enumerate(p.teacher.supports):
+        others = np.setdiff1d(np.arange(d), star)
+        if case == "disjoint":  # the teacher supports plus inputs no other neuron uses
+            free = np.setdiff1d(others, p.teacher.supports.ravel())
+            extra = free[j * (r - r_star):(j + 1) * (r - r_star)]
+        else:
+            extra = rng.choice(others, r - r_star, replace=False)
+        rows.append(np.sort(np.concatenate([star, extra])))
+    q = _with_supports(p, np.stack(rows))
+    union = np.unique(q.supports).size
+    assert {"disjoint": union == K * r, "overlapping": r < union < d, "r=d": union == d}[case]
+    W0 = initial_points(q.W_star, [0.1, 0.6, 1.5], seed=3)
+    g = run_agd(q, W0, kernel="gathered", max_iter=3000)
+    dn = run_agd(q, W0, kernel="dense", max_iter=3000)
+    assert g.stopped.any()
+    np.testing.assert_allclose(dn.eta, g.eta, rtol=1e-10)
+    np.testing.assert_array_equal(dn.n_iter, g.n_iter)
+    np.testing.assert_array_equal(dn.exit_reason, g.exit_reason)
+    np.testing.assert_array_equal(dn.success, g.success)
+    np.testing.assert_allclose(dn.W, g.W, rtol=1e-7, atol=1e-9)
+
+
+def test_auto_kernel_follows_the_measured_crossover(monkeypatch):
+    import lthbook.agd as agd
+    from lthbook.agd import DENSE_CROSSOVER, choose_kernel
+
+    # the constant is the bench's measured crossover: a ratio u / r between 1 (dense always
+    # does the gathered kernel's arithmetic) and K (disjoint supports)
+    assert 1.0 < DENSE_CROSSOVER < 5.0
+    p = make_problem(K=5, d=100, r_star=5, r=20, N=50, seed=1)
+    u, r = np.unique(p.supports).size, p.r
+    expected = "dense" if u < DENSE_CROSSOVER * r else "gathered"
+    assert choose_kernel(p) == expected
+    assert run_agd(p, initial_points(p.W_star, 0.1, seed=0), eta=1.0, max_iter=2).settings["kernel"] == expected
+    monkeypatch.setattr(agd, "DENSE_CROSSOVER", u / r + 1e-9)  # just above this problem's ratio
+    assert choose_kernel(p) == "dense"
+    monkeypatch.setattr(agd, "DENSE_CROSSOVER", u / r)  # at it: the gathered kernel
+    assert choose_kernel(p) == "gathered"
+    assert choose_kernel([p, p], "dense") == "dense" and choose_kernel(p, "gathered") == "gathered"
+
+
+@pytest.mark.parametrize("bad", ["Dense", "sparse", 1, None])
+def test_bad_kernel_is_named(problem, W0, bad):
+    with pytest.raises(ValueError, match="kernel"):
+        run_agd(problem, W0, eta=ETA, max_iter=1, kernel=bad)
 
 
 # --------------------------------------------------------------------------
@@ -518,4 +586,27 @@ def test_threads_argument_is_restored(problem, W0):
 
     before = torch.get_num_threads()
     run_agd(problem, W0, eta=ETA, max_iter=3, threads=2)
+    assert torch.get_num_threads() == before
+
+
+def test_automatic_threads_drop_to_one_on_a_busy_machine(monkeypatch):
+    import os
+
+    import torch
+
+    import lthbook.agd as agd
+
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(agd.os, "getloadavg", lambda: (cores + 3.0, 0.0, 0.0))
+    with agd._cpu_threads(cpu, 1e12):
+        assert torch.get_num_threads() == 1
+    with agd._cpu_threads(cpu, 1e12, threads=2):  # an explicit count wins
+        assert torch.get_num_threads() == 2
+    monkeypatch.setattr(agd.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    with agd._cpu_threads(cpu, 1e12):  # idle: torch's own setting
+        assert torch.get_num_threads() == before
+    with agd._cpu_threads(cpu, 1e3):  # a tiny iteration: one thread even when idle
+        assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before

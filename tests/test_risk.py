@@ -390,3 +390,71 @@ def test_transposed_data_gives_bitwise_equal_gradient_and_hvp():
     assert torch.equal(batched_gradient(Xg, y, V, XgT), batched_gradient(Xg, y, V))
     active = ((Xg @ V) > 0).to(Xg.dtype)
     assert torch.equal(batched_hvp(Xg, active, V, XgT), batched_hvp(Xg, active, V))
+
+
+# --------------------------------------------------------------------------
+# the dense kernel (one product with X over all neurons) against the gathered one
+# --------------------------------------------------------------------------
+
+
+def _supports_cases():
+    """(d, supports) with r < d and disjoint supports, overlapping supports, identical supports,
+    r = d, and supports that leave most inputs unused (union much smaller than d)."""
+    rng = np.random.default_rng(5)
+    return {
+        "disjoint r<d": (40, np.arange(24).reshape(3, 8)),
+        "overlapping r<d": (30, np.stack([np.sort(rng.choice(30, 12, replace=False)) for _ in range(3)])),
+        "identical": (20, np.tile(np.arange(3, 13), (3, 1))),
+        "r=d": (15, np.stack([rng.permutation(15) for _ in range(3)])),
+        "sparse union": (200, np.array([[0, 5, 9, 199], [5, 9, 60, 61], [1, 2, 3, 199]])),
+    }
+
+
+@pytest.mark.parametrize("case", list(_supports_cases()))
+def test_dense_kernel_matches_gathered_and_the_loop(case):
+    from lthbook.risk import DenseData, GatheredData
+
+    d, supports = _supports_cases()[case]
+    K, r = supports.shape
+    N, P, B = 60, 2, 3
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((P, N, d))
+    # the second data set uses other supports, so the two unions (and their sizes) differ
+    sup = np.stack([supports, np.stack([np.sort(rng.choice(d, r, replace=False)) for _ in range(K)])])
+    y = rng.standard_normal((P, N))
+    V = torch.from_numpy(rng.standard_normal((P, K, r, B)))
+    Xg = torch.from_numpy(np.stack([np.transpose(X[p][:, sup[p]], (1, 0, 2)) for p in range(P)]))
+    gathered = GatheredData(Xg)
+    dense = DenseData(torch.from_numpy(X), torch.from_numpy(sup))
+    assert dense.width == max(np.unique(s).size for s in sup)
+    yt = torch.from_numpy(y)
+    G = dense.gradient(yt, V)
+    torch.testing.assert_close(G, gathered.gradient(yt, V), rtol=1e-12, atol=1e-14)
+    for p in range(P):  # against the numpy form of the module docstring
+        for b in range(B):
+            W = V[p, :, :, b].numpy().T
+            np.testing.assert_allclose(G[p, :, :, b].numpy().T, risk_gradient(W, X[p], y[p], sup[p]), rtol=1e-11,
+                                       atol=1e-14)
+    U = torch.from_numpy(rng.standard_normal((P, K, r, B)))
+    torch.testing.assert_close(dense.hvp(dense.active(V), U), gathered.hvp(gathered.active(V), U), rtol=1e-12,
+                               atol=1e-14)
+    torch.testing.assert_close(batched_top_eigenvalue(dense, V), batched_top_eigenvalue(gathered, V), rtol=1e-9,
+                               atol=0)
+    # dropping data sets and changing precision keep the layout consistent
+    keep = torch.tensor([False, True])
+    torch.testing.assert_close(dense.rows(keep).gradient(yt[keep], V[keep]), G[keep], rtol=1e-12, atol=1e-15)
+    G32 = dense.to(torch.float32).gradient(yt.float(), V.float())
+    torch.testing.assert_close(G32.double(), G, rtol=1e-4, atol=1e-5)
+
+
+def test_dense_kernel_accepts_data_sets_of_different_d():
+    from lthbook.risk import DenseData, GatheredData
+
+    rng = np.random.default_rng(2)
+    Xs = [rng.standard_normal((30, 12)), rng.standard_normal((30, 20))]
+    sup = np.array([[[0, 3, 11], [3, 4, 5]], [[19, 2, 7], [8, 9, 10]]])
+    V = torch.from_numpy(rng.standard_normal((2, 2, 3, 1)))
+    y = torch.from_numpy(rng.standard_normal((2, 30)))
+    dense = DenseData([torch.from_numpy(x) for x in Xs], torch.from_numpy(sup))
+    Xg = torch.from_numpy(np.stack([np.transpose(x[:, s], (1, 0, 2)) for x, s in zip(Xs, sup)]))
+    torch.testing.assert_close(dense.gradient(y, V), GatheredData(Xg).gradient(y, V), rtol=1e-12, atol=1e-15)

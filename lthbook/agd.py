@@ -202,6 +202,7 @@ class AGDResult:
         (``history_iters`` gives the iteration numbers), or ``None``. Recording ends
         once every run of the batch has stopped (checked every 25 iterations), so a
         stopped run's last entries repeat its final error.
+    settings: the run's settings as used (``kernel`` among them: the one ``"auto"`` chose).
     """
 
     W: np.ndarray
@@ -320,7 +321,7 @@ def run_agd(
         How the gradient's products are formed: ``"gathered"`` (one product per neuron on
         ``x_{n,Omega_j}``), ``"dense"`` (one product with ``X`` over all neurons, zeros outside
         the supports) or ``"auto"`` (module docstring, "Kernels"). The iterates agree up to
-        rounding; :attr:`AGDResult.settings` records the kernel used.
+        rounding; the ``settings`` of the returned :class:`AGDResult` record the kernel used.
     """
     problems = _stack_problems(problems)
     P = len(problems)

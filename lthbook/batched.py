@@ -253,4 +253,97 @@ def train_classifiers_batched(
              "train_loss": losses[r], "seconds": seconds} for r in range(R)]
 
 
-__all__ = ["BatchedRuns", "train_classifiers_batched"]
+def _student_weight(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The trainable ``W^T`` of a :class:`lthbook.networks.OneHiddenLayerStudent` (``weight_orig``
+    when it carries a pruning mask, else ``weight``) and its mask (``None`` when unmasked)."""
+    hidden = getattr(model, "hidden", None)
+    if not isinstance(hidden, nn.Linear) or hidden.bias is not None:
+        raise ValueError(f"models must be OneHiddenLayerStudent networks (lthbook.networks), got {type(model).__name__}")
+    if hasattr(hidden, "weight_orig"):
+        return hidden.weight_orig, hidden.weight_mask
+    return hidden.weight, None
+
+
+def train_regressions_batched(
+    models: Sequence[nn.Module],
+    data: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]],
+    *,
+    steps: int,
+    lr: float = 1e-2,
+    threads: int | None = 1,
+) -> list[dict[str, Any]]:
+    """Train ``R = len(models)`` synthetic students (Figure 6) in lockstep: run ``r`` fits
+    ``g(x; W_r)`` of Eq. (3)-(4) to its own ``data[r] = (X, y, X_test, y_test)`` by full-batch
+    Adam on the squared loss ``(1/2N) sum_n (g(x_n; W_r) - y_n)^2`` (the empirical risk of
+    Eq. 2) for ``steps`` steps with step size ``lr``.
+
+    The runs whose ``X`` (``N x d``) and ``X_test`` have the same shapes train as one batched
+    model: their ``W_r^T`` (each ``K x d``, masked by its own pruning mask ``M_r``) are stacked
+    into one ``(R, K, d)`` tensor, every product is one ``torch.bmm`` over the run axis, and the
+    loss is the sum of the runs' own losses, so run ``r``'s gradient is exactly that of its own
+    risk. One Adam holds the stacked tensor; Adam is elementwise and every run steps at every
+    step, so this is ``R`` independent Adams. Afterwards each model's ``weight_orig`` (or
+    ``weight``) holds its trained values, and a masked model's ``weight`` is ``weight_orig *
+    weight_mask`` as after a forward pass (:func:`lthbook.imp.prune_layerwise` ranks by it).
+
+    Equivalent to ``[train_regression(models[r], *data[r], steps=steps, lr=lr) for r in
+    range(R)]`` (:func:`lthbook.training.train_regression`) up to float rounding (the batched
+    products sum in another order; the tests compare them) and returns the same dictionaries;
+    each run's ``seconds`` is its group's wall time divided by the group's size. ``threads``:
+    torch CPU threads for the training (``None`` keeps the current setting).
+    """
+    from .training import relative_error, torch_threads
+
+    if not isinstance(models, (list, tuple)) or not models:
+        raise ValueError("models must be a non-empty list of OneHiddenLayerStudent networks")
+    if len(data) != len(models):
+        raise ValueError(f"data must have one (X, y, X_test, y_test) per model ({len(models)}); got {len(data)}")
+    steps = check_int("steps", steps, 1)
+    lr = check_float("lr", lr, 0.0, low_inclusive=False)
+    params = [_student_weight(m) for m in models]
+    groups: dict[tuple, list[int]] = {}
+    for r, ((w, _), (X, y, Xt, yt)) in enumerate(zip(params, data)):
+        if X.ndim != 2 or X.shape[1] != w.shape[1] or y.shape != (X.shape[0],):
+            raise ValueError(f"data[{r}]: X must be (N, {w.shape[1]}) and y (N,); got {tuple(X.shape)} and "
+                             f"{tuple(y.shape)}")
+        if Xt.ndim != 2 or Xt.shape[1] != w.shape[1] or yt.shape != (Xt.shape[0],):
+            raise ValueError(f"data[{r}]: X_test must be (n, {w.shape[1]}) and y_test (n,); got {tuple(Xt.shape)} "
+                             f"and {tuple(yt.shape)}")
+        groups.setdefault((tuple(w.shape), tuple(X.shape), tuple(Xt.shape), params[r][1] is None), []).append(r)
+    out: list[dict[str, Any]] = [{} for _ in models]
+    with torch_threads(threads):
+        for members in groups.values():
+            start = time.perf_counter()
+            X = torch.stack([data[r][0] for r in members])  # (R, N, d)
+            y = torch.stack([data[r][1] for r in members])  # (R, N)
+            masks = None if params[members[0]][1] is None else torch.stack([params[r][1] for r in members])
+            W = torch.stack([params[r][0].detach() for r in members]).requires_grad_(True)  # (R, K, d)
+            optimizer = torch.optim.Adam([W], lr=lr)
+
+            def predict(inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+                effective = weights if masks is None else weights * masks
+                return torch.relu(torch.bmm(inputs, effective.transpose(1, 2))).mean(dim=2)  # (R, n)
+
+            for model in models:
+                model.train()
+            for _ in range(steps):
+                optimizer.zero_grad(set_to_none=True)
+                loss = (0.5 * ((predict(X, W) - y) ** 2).mean(dim=1)).sum()
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                Xt = torch.stack([data[r][2] for r in members])
+                test_pred, train_pred = predict(Xt, W), predict(X, W)
+                for j, r in enumerate(members):
+                    params[r][0].copy_(W[j])
+                    if masks is not None:  # as the pruning hook does at a forward pass: IMP ranks by this
+                        models[r].hidden.weight = params[r][0] * params[r][1]
+                    out[r] = {"test_error": relative_error(test_pred[j], data[r][3]),
+                              "train_error": relative_error(train_pred[j], data[r][1])}
+            seconds = (time.perf_counter() - start) / len(members)
+            for r in members:
+                out[r]["seconds"] = seconds
+    return out
+
+
+__all__ = ["BatchedRuns", "train_classifiers_batched", "train_regressions_batched"]

@@ -21,7 +21,12 @@ computed. Settings per scale are in :mod:`lthbook.presets`, the claim checks in
   ``tilde W*``, as in §5's protocol for Algorithm 1 (a default PyTorch initialisation
   leaves the dense student at a spurious point, with test error 0.3-0.5 even for
   ``N = 1000``). Within a trial, all ``N`` share the teacher, ``W(0)`` and the test
-  set, and the training sets are nested (the first ``N`` of one sample).
+  set, and the training sets are nested (the first ``N`` of one sample). With ``batched:
+  true`` the runs of one level with the same ``N`` train in lockstep
+  (:func:`lthbook.batched.train_regressions_batched`): the same arithmetic as one at a time
+  (equal to 1e-9 in float64), but in float32 the rounding differs, and since magnitude
+  pruning ranks weights that differ at that level, later masks (and errors) can differ
+  between the two; keyed apart from the one-at-a-time runs.
 * **Figure 7** (MNIST): ``network`` is ``"lenet5"`` (the classic LeNet-5) or
   ``"lenet5-paper-code"`` (the network the paper's code calls LeNet5,
   :mod:`lthbook.networks`), trained with the paper code's settings (Adam, learning rate
@@ -78,7 +83,7 @@ from .cache import to_jsonable
 from .cells import Cell, cell_rng
 from .imp import (attach_masks, check_rewind, check_training_invariants, effective_weights, masks,
                   negative_weight_moves, prune_layerwise, remaining_after, rewind, set_masks, snapshot_parameters)
-from .batched import train_classifiers_batched
+from .batched import train_classifiers_batched, train_regressions_batched
 from .networks import OneHiddenLayerStudent, build_network
 from .paper_code import check_quirks, sign_gradient_mask, write_biases_into_snapshot
 from .teacher import dense_supports, make_problem_from_teacher, sample_teacher, with_supports
@@ -121,8 +126,9 @@ def _level_config(name: str, settings: Mapping[str, Any], seed: int, device: str
 class _Run:
     """A model with its masks, initialization and training function, built on first use;
     ``extra(outcome)`` adds figure-specific numbers to a level's outcome. ``batch(level)``, when
-    given, returns what batched training needs instead of ``train``: the training images and
-    labels and the shuffling seed of that level (:mod:`lthbook.batched`). ``quirks`` switches on
+    given, returns what batched training needs instead of ``train`` (:meth:`ImpFigure.train_round`):
+    for Figure 7 the training images, labels and shuffling seed of that level, for Figure 6
+    ``(X, y, X_test, y_test)`` (:mod:`lthbook.batched`). ``quirks`` switches on
     the paper code's behaviours (:data:`lthbook.paper_code.QUIRKS`; empty for the book's IMP):
     ``"sign_mask"`` trains under :func:`lthbook.paper_code.sign_gradient_mask`, ``"bias_rewind"``
     lets every round after a rewind write its trained biases into the snapshot, as that code's
@@ -232,7 +238,7 @@ def _fig6_run(settings, teacher, problem, W0, X_test, y_test, N, device):
         kept = (outcome["current_masks"]["hidden.weight"] * teacher_mask).sum() / teacher_mask.sum()
         return {"teacher_kept": float(kept)}
 
-    return _Run(build, train, teacher_kept)
+    return _Run(build, train, teacher_kept, batch=lambda level: (X, y, Xt, yt))
 
 
 def _trial_seed(seed: int, trial: int) -> int:
@@ -309,7 +315,7 @@ def _assemble_fig7(settings, runs, payloads) -> dict[str, Any]:
 class _ImpSession:
     """Computes IMP levels: keeps one model per run (chain) and the data its runs share;
     sets torch's CPU threads for the whole session and restores them on exit. With the
-    setting ``batched`` (Figure 7) the runner hands it one level of many runs at a time
+    setting ``batched`` (Figures 6 and 7) the runner hands it one level of many runs at a time
     (:meth:`compute_round`), which trains them in lockstep (:mod:`lthbook.batched`)."""
 
     def __init__(self, figure: "ImpFigure", name: str, settings: Mapping[str, Any], seed: int, device: str,
@@ -361,11 +367,7 @@ class _ImpSession:
         states = [run.start(None if prev is None else unpack_masks(prev["next_masks"]))
                   for run, prev in zip(runs, previous)]
         batches = [run.batch(cell.params["level"]) for run, cell in zip(runs, cells)]
-        Xt, yt = self._figure.test_set(s, self._shared, self._device)
-        metrics = train_classifiers_batched([run.model for run in runs], [(X, y) for X, y, _ in batches], Xt, yt,
-                                            seeds=[seed for _, _, seed in batches], epochs=s["epochs"],
-                                            batch_size=s["batch_size"], lr=s["lr"], weight_decay=s["weight_decay"],
-                                            precision=s["precision"])
+        metrics = self._figure.train_round(s, self._shared, [run.model for run in runs], batches, self._device)
         outs = [run.finish(state, m, s["prune_fraction"]) for run, state, m in zip(runs, states, metrics)]
         seconds = (time.perf_counter() - start) / len(cells)
         return [self._payload(run, out, seconds) for run, out in zip(runs, outs)]
@@ -404,8 +406,11 @@ class ImpFigure:
         (Figure 7 resolves ``precision="auto"``)."""
         return settings
 
-    def test_set(self, settings: Mapping[str, Any], shared: dict[str, Any], device: torch.device):
-        """The test images and labels shared by the runs (batched training only)."""
+    def train_round(self, settings: Mapping[str, Any], shared: dict[str, Any], models: list[torch.nn.Module],
+                    batches: list[tuple], device: torch.device) -> list[dict[str, Any]]:
+        """Train one level of several runs together (setting ``batched``): ``models`` with their
+        masks set and rewound, ``batches`` what each run's ``_Run.batch(level)`` returned; returns
+        each run's training metrics, as its one-at-a-time ``train`` would (to float rounding)."""
         raise NotImplementedError
 
     def assemble_raw(self, settings: Mapping[str, Any], runs: list[dict[str, Any]],
@@ -455,6 +460,9 @@ class Fig6(ImpFigure):
             shared[trial] = _fig6_trial_data(settings, seed, trial)
         return _fig6_run(settings, *shared[trial], run["N"], device)
 
+    def train_round(self, settings, shared, models, batches, device):
+        return train_regressions_batched(models, batches, steps=settings["steps"], lr=settings["lr"])
+
     def assemble_raw(self, settings, runs, payloads):
         return _assemble_fig6(settings, payloads)
 
@@ -491,11 +499,15 @@ class Fig7(ImpFigure):
             shared["orders"][trial_seed] = torch.randperm(shared["data"].train_images.shape[0], generator=gen)
         return _fig7_run(settings, shared["data"], shared["orders"][trial_seed], run["N"], trial_seed, device)
 
-    def test_set(self, settings, shared, device):
+    def train_round(self, settings, shared, models, batches, device):
         if "test" not in shared:
             shared["test"] = (prepare_images(shared["data"].test_images, settings["precision"], device),
                               shared["data"].test_labels.to(device))
-        return shared["test"]
+        Xt, yt = shared["test"]
+        return train_classifiers_batched(models, [(X, y) for X, y, _ in batches], Xt, yt,
+                                         seeds=[seed for _, _, seed in batches], epochs=settings["epochs"],
+                                         batch_size=settings["batch_size"], lr=settings["lr"],
+                                         weight_decay=settings["weight_decay"], precision=settings["precision"])
 
     def result_extra(self, settings, shared):
         return {"data_source": shared["data"].source.replace(str(Path.home()), "~"),

@@ -126,15 +126,15 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # ci: two N (one below, one above the sample complexity), one trial, 11 levels (to 11 %).
         "ci": {"K": 5, "d": 100, "r_star": 20, "noise_level": 1e-3, "N_values": [100, 1000], "trials": 1,
                "levels": 11, "prune_fraction": 0.2, "init": "near", "init_distance": 0.5, "steps": 600,
-               "lr": 1e-2, "test_size": 1000},
+               "lr": 1e-2, "test_size": 1000, "batched": False},
         # book: N around and above rK = 100 (the pruned student's unknowns), 4 trials, to 3.5 %.
         "book": {"K": 5, "d": 100, "r_star": 20, "noise_level": 1e-3, "N_values": [100, 200, 500, 1000],
                  "trials": 4, "levels": 16, "prune_fraction": 0.2, "init": "near", "init_distance": 0.5,
-                 "steps": 1000, "lr": 1e-2, "test_size": 2000},
+                 "steps": 1000, "lr": 1e-2, "test_size": 2000, "batched": False},
         # paper: K, d, r/d, sigma/E_y and 20 % per level from §5.2; N grid, trials, steps ours.
         "paper": {"K": 5, "d": 100, "r_star": 20, "noise_level": 1e-3, "N_values": [100, 200, 500, 1000, 2000],
                   "trials": 20, "levels": 20, "prune_fraction": 0.2, "init": "near", "init_distance": 0.5,
-                  "steps": 3000, "lr": 1e-2, "test_size": 10000},
+                  "steps": 3000, "lr": 1e-2, "test_size": 10000, "batched": False},
     },
     "fig7": {
         # ci: tiny subsets, one epoch, three levels: checks accuracy far above chance and the invariants.
@@ -272,6 +272,8 @@ def validate_fig6_settings(s: dict[str, Any]) -> dict[str, Any]:
     s["init_distance"] = check_float("init_distance", s["init_distance"], 0.0, low_inclusive=False)
     s["steps"] = check_int("steps", s["steps"], 1)
     s["test_size"] = check_int("test_size", s["test_size"], 1)
+    # batched: the runs of one level train in lockstep (lthbook.batched.train_regressions_batched)
+    s["batched"] = check_bool("batched", s["batched"])
     return s
 
 

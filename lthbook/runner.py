@@ -108,7 +108,7 @@ def run_figure(
         cell) with the local executor computes in this process, in order, exactly as a
         serial run. Each worker runs torch on ``threads // workers`` threads (1 when
         ``threads`` is ``None``). The cells of a chain (the IMP levels of Figures 6-7) are
-        always computed in order in this process; with the setting ``batched`` (Figure 7) the
+        always computed in order in this process; with the setting ``batched`` (Figures 6 and 7) the
         runs advance together, one level of every run per round, trained as one batched
         model (:mod:`lthbook.batched`).
     executor:

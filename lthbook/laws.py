@@ -46,7 +46,7 @@ import numpy as np
 from scipy import stats as _stats
 
 from ._validation import check_result
-from .claims import fig2_success, success_radius
+from .claims import ClaimError, check_fig6, fig2_success, success_radius
 from .stats import crossing
 
 #: The verdicts a claim record can carry.
@@ -280,6 +280,38 @@ def far_block_summary(results: Mapping[str, Any]) -> str:
     else:
         text += " Every width with the block crosses one half inside it."
     return text
+
+
+def fig6_summary(results: Mapping[str, Any]) -> dict[str, str]:
+    """Sentences on a Figure 6 result (§5.2), from its numbers: ``errors`` -- the largest
+    ``N``'s mean test error dense, at its minimum (and the remaining fraction there) and at the
+    last level, and the smallest ``N``'s lowest error; ``support`` -- how far down the largest
+    ``N``'s masks keep the teacher's whole support (``teacher_kept`` >= 0.999 on average over the
+    trials, from level 0 on) and how much of it one level later (empty when level 0 already
+    misses part of it); ``outcome`` -- whether :func:`lthbook.claims.check_fig6` passes (or
+    why not) and the measured offset of the error minimum from ``r*/d`` (:func:`measure_fig6`)."""
+    check_result(results, "fig6")
+    e = np.asarray(results["raw"]["mean_test_error"], dtype=float)  # (N, level), means over the trials
+    rem, n = results["axes"]["remaining"], results["settings"]["N_values"]
+    errors = (f"with N = {n[-1]} the mean test error falls from {e[-1, 0]:.2g} (dense) to {e[-1].min():.2g} at "
+              f"{rem[int(e[-1].argmin())]:.1%} of the weights left and is {e[-1, -1]:.2g} at {rem[-1]:.1%}; "
+              f"with N = {n[0]} it never falls below {e[0].min():.2g}.")
+    kept = np.asarray(results["raw"]["mean_teacher_kept"][-1], dtype=float)
+    drop = np.flatnonzero(kept < 0.999)
+    support = ""
+    if kept[0] >= 0.999:
+        last = int(drop[0]) - 1 if drop.size else len(kept) - 1
+        support = (f"For N = {n[-1]} the masks hold the teacher's whole support (at least 99.9 % on average over "
+                   f"the trials) down to {rem[last]:.1%} of the weights"
+                   + (f", and {kept[last + 1]:.0%} of it one level later." if last + 1 < len(kept) else "."))
+    try:
+        check_fig6(results)
+        verdict = "passes the claim check of Figure 6"
+    except ClaimError as err:
+        verdict = f"fails the claim check of Figure 6 ({err})"
+    law = by_id(measure_fig6(results))["fig6-minimum-at-rstar"]
+    return {"errors": errors, "support": support,
+            "outcome": f"{verdict}; the offset of its error minimum from r*/d is {sentence(law)}"}
 
 
 def measure_fig3(results: Mapping[str, Any], seed: int = 0) -> list[dict[str, Any]]:
@@ -533,6 +565,6 @@ def by_id(records: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     return {r["id"]: r for r in records}
 
 
-__all__ = ["VERDICTS", "MIN_TRIALS", "sentence", "claims_table", "by_id", "offset_power_fit", "loglog_slope", "stratified_bootstrap", "far_block_summary", "verdict_equal",
+__all__ = ["VERDICTS", "MIN_TRIALS", "sentence", "claims_table", "by_id", "offset_power_fit", "loglog_slope", "stratified_bootstrap", "far_block_summary", "fig6_summary", "verdict_equal",
            "verdict_positive", "measure_fig2", "measure_fig3", "measure_fig4", "measure_fig5", "measure_fig6",
            "measure_fig7", "held_out_gains"]

@@ -259,3 +259,28 @@ def test_sentence_says_no_more_than_the_verdict():
     assert "too few independent trials" in few and "consistent" not in few and "rules out" not in few
     edge = laws.sentence({**base, "verdict": "inconclusive", "note": "r = [1]; the fitted exponent is at the edge"})
     assert "not pinned down" in edge and "the fitted exponent is at the edge" in edge and "r = [1]" not in edge
+
+
+def test_fig6_summary_reads_the_numbers_and_changes_with_them():
+    import copy
+
+    from lthbook.runner import load_reference
+
+    ref = load_reference("fig6")
+    assert ref is not None  # committed in reference/paper
+    e = np.asarray(ref["raw"]["mean_test_error"])
+    out = laws.fig6_summary(ref)
+    assert f"falls from {e[-1, 0]:.2g} (dense) to {e[-1].min():.2g}" in out["errors"]
+    assert f"never falls below {e[0].min():.2g}" in out["errors"]
+    assert out["support"].startswith("For N = 2000 the masks hold the teacher's whole support")
+    assert out["outcome"].startswith("passes the claim check") and "consistent with the paper" in out["outcome"]
+    # null: errors that only grow as IMP prunes (best dense) fail the check and move the minimum
+    bad = copy.deepcopy(ref)
+    ramp = np.linspace(1.0, 2.0, e.shape[1])
+    bad["raw"]["test_error"] = [[(0.01 * ramp).tolist() for _ in trial] for trial in ref["raw"]["test_error"]]
+    bad["raw"]["mean_test_error"] = [(0.01 * ramp).tolist() for _ in ref["raw"]["mean_test_error"]]
+    bad["raw"]["teacher_kept"] = [[[0.5] * e.shape[1] for _ in trial] for trial in ref["raw"]["teacher_kept"]]
+    bad["raw"]["mean_teacher_kept"] = [[0.5] * e.shape[1] for _ in ref["raw"]["mean_teacher_kept"]]
+    out_bad = laws.fig6_summary(bad)
+    assert out_bad["outcome"].startswith("fails the claim check") and "consistent with the paper" not in out_bad["outcome"]
+    assert out_bad["support"] == ""

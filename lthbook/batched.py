@@ -312,6 +312,8 @@ def train_regressions_batched(
                              f"and {tuple(yt.shape)}")
         groups.setdefault((tuple(w.shape), tuple(X.shape), tuple(Xt.shape), params[r][1] is None), []).append(r)
     out: list[dict[str, Any]] = [{} for _ in models]
+    for model in models:
+        model.train()
     with torch_threads(threads):
         for members in groups.values():
             start = time.perf_counter()
@@ -327,8 +329,6 @@ def train_regressions_batched(
                 effective = weights if masks is None else weights * masks
                 return torch.relu(torch.bmm(effective, inputs_t)).mean(dim=1)  # (R, K, n) -> (R, n)
 
-            for model in models:
-                model.train()
             for _ in range(steps):
                 optimizer.zero_grad(set_to_none=True)
                 loss = (0.5 * ((predict(X, W) - y) ** 2).mean(dim=1)).sum()

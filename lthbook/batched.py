@@ -29,9 +29,9 @@ keep ``grad=None``, which Adam skips), and a step whose runs have different batc
 
 The numbers equal those of separate :func:`lthbook.training.train_classifier` runs to
 float rounding (the grouped and batched kernels sum in another order); the tests compare
-them. On the book's CPU the classic LeNet-5 trains 1.5-2x as many images per second this
-way (``bench/bench_imp.py``); on a GPU, where a small network's step is bound by kernel
-launches, the gain grows with ``R``.
+them. On the book's CPU the classic LeNet-5 trains 1.4-1.7x as many images per second this
+way (``bench/bench_imp.py``; ``bench/bench_batched_layers.py`` shows where the time goes);
+on a GPU, where a small network's step is bound by kernel launches, the gain grows with ``R``.
 """
 
 from __future__ import annotations

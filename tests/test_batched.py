@@ -194,3 +194,21 @@ def test_fig6_batched_levels_match_the_one_at_a_time_runs(tmp_path):
             assert tb[0] == pytest.approx(ta[0], rel=1e-4)
     assert [c["verdict"] for c in measure_figure(one)] == [c["verdict"] for c in measure_figure(lockstep)]
     assert lockstep["raw"]["invariants"]["pruned_nonzero"] == 0 and lockstep["raw"]["invariants"]["frozen"] == 0
+
+
+def test_bench_batched_layers_runs_and_rejects_bad_input():
+    """The layer benchmark quoted by the Reproducibility page runs end to end (tiny settings)
+    and prints every formulation it compares; a non-positive count is refused by name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "bench_batched_layers.py"
+    proc = subprocess.run([sys.executable, str(script), "--runs", "2", "--rounds", "1", "--reps", "1", "--no-compile"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for label in ("grouped, channels-last", "grouped, NCHW", "unfold + matmul", "max_pool2d, channels-last",
+                  "lockstep, eager", "would be at most"):
+        assert label in proc.stdout
+    bad = subprocess.run([sys.executable, str(script), "--rounds", "0"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--rounds must be at least 1" in bad.stderr

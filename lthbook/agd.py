@@ -113,6 +113,12 @@ KERNELS = ("auto", "gathered", "dense")
 #: 54.8/86.3, r=200 (2.31) 79.7/87.3, r=250 (1.96) 96.1/101.2, r=300 (1.67) 105.9/95.6,
 #: r=400 (1.25) 142.0/102.9, r=500 (1.00) 206.8/105.5: the ratio crosses 1 at u/r = 1.87.
 DENSE_CROSSOVER = 1.87
+#: Drop finished starts from the batch: when every live data set has at most ``b`` unfinished
+#: runs (starts), the loop keeps only ``b`` columns per data set (its unfinished runs first), so a
+#: data set whose last start keeps moving to the iteration cap no longer pays for all ``B``.
+#: Off while an error history is recorded. Each run's iterates are computed as before; only the
+#: width of the products changes, which may change rounding.
+COMPACT_STARTS = True
 #: ``exit_reason`` codes of :class:`AGDResult`.
 EXIT_REASONS = ("cap", "step", "success_exit", "stall_exit", "plateau_exit", "diverged")
 _CAP, _STEP, _SUCCESS, _STALL, _PLATEAU, _DIVERGED = range(6)
@@ -490,11 +496,14 @@ class _ExitRules:
 
 def _iterate(state, data, y, V_star, eta, beta, t, max_iter, tol, record_every, history, history_iters, rules, bar):
     """Advance all unfinished runs until each stops, diverges, settles (early exit) or ``t``
-    reaches ``max_iter``. Data sets whose runs are all finished are dropped from the batch:
-    the loop works on the live rows only and writes finished rows back to ``state``."""
+    reaches ``max_iter``. Data sets whose runs are all finished are dropped from the batch, and
+    (with :data:`COMPACT_STARTS`, no history recorded) so are finished starts once every live data
+    set has fewer unfinished ones: the loop works on the live rows and columns only and writes
+    finished ones back to ``state``."""
     f64 = torch.float64
     P = data.P
     rows = torch.arange(P, device=y.device)
+    cols: torch.Tensor | None = None  # (P_live, b) columns of state in the loop; None: all B in order
     V, V_prev = state.V.to(y.dtype), state.V_prev.to(y.dtype)
     n_iter, stopped, diverged, settled = (state.n_iter.clone(), state.stopped.clone(), state.diverged.clone(),
                                           state.settled.clone())
@@ -504,19 +513,38 @@ def _iterate(state, data, y, V_star, eta, beta, t, max_iter, tol, record_every, 
     err_full = (state.V - V_star.to(f64)).norm(dim=(1, 2)) / star_norm  # (P, B); finished rows keep theirs
     checkpoints: list[torch.Tensor] = []
     check_every = 25
+    compact = COMPACT_STARTS and record_every is None
 
     def errors() -> torch.Tensor:
         return (V.to(f64) - Vs.to(f64)).norm(dim=(1, 2)) / star_norm
 
+    def put(full: torch.Tensor, out: torch.Tensor, part: torch.Tensor, c: torch.Tensor | None) -> None:
+        """``full[out] = part`` on the columns ``c`` (last axis) of those rows."""
+        if c is None:
+            full[out] = part.to(full.dtype)
+            return
+        block = full[out]
+        block.scatter_(-1, c.view(c.shape[0], *([1] * (block.dim() - 2)), c.shape[1]).expand(*part.shape),
+                       part.to(full.dtype))
+        full[out] = block
+
     def write_back(keep: torch.Tensor | None) -> None:
         out = rows if keep is None else rows[~keep]
         sel = slice(None) if keep is None else ~keep
-        state.V[out] = V[sel].to(f64)
-        state.V_prev[out] = V_prev[sel].to(f64)
-        state.n_iter[out] = n_iter[sel]
-        state.stopped[out] = stopped[sel]
-        state.diverged[out] = diverged[sel]
-        state.settled[out] = settled[sel]
+        c = None if cols is None else cols[sel]
+        put(state.V, out, V[sel], c)
+        put(state.V_prev, out, V_prev[sel], c)
+        put(state.n_iter, out, n_iter[sel], c)
+        put(state.stopped, out, stopped[sel], c)
+        put(state.diverged, out, diverged[sel], c)
+        put(state.settled, out, settled[sel], c)
+
+    def take(a: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """The columns ``pos`` (per row) of a tensor whose last axis is the run axis."""
+        if a.shape[-1] == 1:  # shared by all runs of the data set (eta, y of shape (P, N, 1))
+            return a
+        return a.gather(-1, pos.view(pos.shape[0], *([1] * (a.dim() - 2)), pos.shape[1]).expand(
+            *a.shape[:-1], pos.shape[1]))
 
     while t < max_iter:
         done = stopped | diverged | (settled >= 0)
@@ -535,10 +563,23 @@ def _iterate(state, data, y, V_star, eta, beta, t, max_iter, tol, record_every, 
             if not bool(live.all()):  # write back the finished data sets and drop them
                 write_back(live)
                 rows, V, V_prev = rows[live], V[live], V_prev[live]
+                cols = None if cols is None else cols[live]
                 n_iter, stopped, diverged, settled, done = n_iter[live], stopped[live], diverged[live], settled[live], done[live]
                 data, y, Vs = data.rows(live), y[live], Vs[live]
                 eta_w, limit, star_norm = eta_w[live], limit[live], star_norm[live]
                 checkpoints = [c[live] for c in checkpoints]
+            b = int((~done).sum(dim=1).max())
+            if compact and b < done.shape[1]:  # keep b columns per data set, its unfinished runs first
+                pos = torch.sort(done.to(torch.int8), dim=1, stable=True).indices[:, :b]
+                write_back(None)
+                full = torch.arange(done.shape[1], device=done.device).expand_as(done) if cols is None else cols
+                cols = full.gather(1, pos)
+                V, V_prev = take(V, pos), take(V_prev, pos)
+                n_iter, stopped, diverged, settled, done = (take(n_iter, pos), take(stopped, pos), take(diverged, pos),
+                                                            take(settled, pos), take(done, pos))
+                eta_w = take(eta_w, pos)
+                y = take(y, pos) if y.dim() == 3 else y
+                checkpoints = [take(c, pos) for c in checkpoints]
         active = ~done
         G = data.gradient(y, V)
         V_next = V - eta_w[:, None, None, :] * G + beta * (V - V_prev)

@@ -610,3 +610,31 @@ def test_automatic_threads_drop_to_one_on_a_busy_machine(monkeypatch):
     with agd._cpu_threads(cpu, 1e3):  # a tiny iteration: one thread even when idle
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("kernel", ["dense", "gathered"])
+@pytest.mark.parametrize("exits", [{}, {"success_exit": True, "stall_exit": 0.01}, {"plateau_exit": 1e-3}])
+def test_dropping_finished_starts_changes_no_run(monkeypatch, kernel, exits):
+    """COMPACT_STARTS keeps only the unfinished starts of each data set in the batch: every run's
+    iteration count and exit reason are those of the full batch, its iterates equal to rounding;
+    with per-run labels and step sizes (eta="auto": one per run) whose columns follow their runs."""
+    import lthbook.agd as agd
+
+    rng = np.random.default_rng(3)
+    problems = [make_problem(3, 60, 40, 40, 400, seed=s) for s in range(3)]
+    # starts from near to far, so runs finish at many different iterations
+    W0 = np.stack([initial_points(p.W_star, [0.25, 0.5, 1.0, 2.0, 3.0, 5.0], seed=10 + i)
+                   for i, p in enumerate(problems)])
+    labels = np.stack([np.stack([p.y + rng.normal(0, s, p.y.shape) for s in (0, 0, 0.01, 0, 0.05, 0)])
+                       for p in problems])
+    out = []
+    for compact in (False, True):
+        monkeypatch.setattr(agd, "COMPACT_STARTS", compact)
+        out.append(run_agd(problems, W0, eta="auto", beta=0.2, max_iter=3000, kernel=kernel, labels=labels,
+                           threads=1, **exits))
+    full, compact = out
+    assert np.unique(full.n_iter).size >= 4  # the starts do finish at different times
+    np.testing.assert_array_equal(compact.n_iter, full.n_iter)
+    np.testing.assert_array_equal(compact.exit_reason, full.exit_reason)
+    np.testing.assert_allclose(compact.W, full.W, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(compact.rel_error, full.rel_error, rtol=1e-9, atol=1e-15)

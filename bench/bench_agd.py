@@ -4,6 +4,7 @@ numpy user would write, with the machine's roofline measured in the same run.
 Usage:  .venv/bin/python bench/bench_agd.py [--N 3000] [--d 500] [--r 500] [--K 5] [--trials 5]
                                            [--batch 12] [--iters 20] [--rounds 5] [--threads 1 2]
         .venv/bin/python bench/bench_agd.py --crossover [--r-values 100 150 200 250 300 400 500] ...
+        .venv/bin/python bench/bench_agd.py --layouts [--starts 1 2 4 6 12] ...
 
 The default cell is the most expensive one of the paper's Fig. 2 (K=5, d=500, N=3000,
 r=500): ``--trials`` data sets (5, a Fig 2 cell) with ``--batch`` starting points each (12,
@@ -32,6 +33,15 @@ transposed view, ``2 N d``) in % of the read bandwidth.
 ``--crossover`` times the two lthbook kernels over ``--r-values`` (other sizes as given) and
 prints the ratio gathered/dense against ``u / r`` (``u``: the largest union of the supports),
 and where it crosses 1: the constant :data:`lthbook.agd.DENSE_CROSSOVER`.
+
+``--layouts`` times, for ``B`` in ``--starts``, the two products of the dense kernel's gradient
+for one data set (``X_U``: ``N x u``, ``u = min(d, K r)``; ``K B`` columns), fp64, per product:
+forward ``X_U tilde W`` (the layout before 2026-12-04) against ``tilde W^T X_U^T`` reading the
+stored ``X_U`` as the transposed operand (the layout since), and backward ``X_U^T (a e)`` (stored
+transpose) against ``(a e)^T X_U`` reading the stored transpose as the transposed operand; then the
+whole :func:`lthbook.agd.run_agd` iteration of a cell (``--trials`` data sets) with ``B`` starts,
+dense kernel, per data set: the cost of a batch that :data:`lthbook.agd.COMPACT_STARTS` has
+narrowed to ``B`` unfinished starts.
 """
 
 from __future__ import annotations
@@ -185,6 +195,48 @@ def main_crossover(args) -> None:
     print(f"load average after: {os.getloadavg()}")
 
 
+def main_layouts(args) -> None:
+    threads = args.threads[0]
+    torch.set_num_threads(threads)
+    u = min(args.d, args.K * args.r)
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(args.N, u, dtype=torch.float64, generator=gen)
+    XT = X.T.contiguous()
+    print(f"layouts: N={args.N} u={u} K={args.K}, fp64, threads={threads}; load average before: {os.getloadavg()}")
+
+    def best(f, reps: int = 10) -> list[float]:
+        f()
+        out = []
+        for _ in range(args.rounds):
+            start = time.perf_counter()
+            for _ in range(reps):
+                f()
+            out.append((time.perf_counter() - start) / reps)
+        return out
+
+    gemm = []
+    for B in args.starts:
+        w = args.K * B
+        W = torch.randn(u, w, dtype=torch.float64, generator=gen)
+        WT = W.T.contiguous()
+        E = torch.randn(args.N, w, dtype=torch.float64, generator=gen)
+        ET = E.T.contiguous()
+        gemm.append(gemm_gflops(threads, n=2000, repeats=2, dtype=torch.float64))
+        times = {"X W": best(lambda: X @ W), "W^T X^T": best(lambda: WT @ X.T),
+                 "X^T E": best(lambda: XT @ E), "E^T X": best(lambda: ET @ XT.T)}
+        flops = 2.0 * args.N * u * w
+        line = "  ".join(f"{k} {min(v) * 1e3:6.2f}/{statistics.median(v) * 1e3:6.2f} ms "
+                         f"({flops / min(v) / 1e9:5.1f} GFLOP/s)" for k, v in times.items())
+        fwd = statistics.median(times["X W"]) / statistics.median(times["W^T X^T"])
+        bwd = statistics.median(times["X^T E"]) / statistics.median(times["E^T X"])
+        problems, W0, _ = cell(args.K, args.d, args.r, args.N, args.trials, B)
+        it = [lthbook_per_iteration(problems, W0, args.iters, "dense", threads) / args.trials
+              for _ in range(args.rounds)]
+        print(f"  B={B:2d} ({w:3d} columns): {line}; forward {fwd:.2f}x, backward {bwd:.2f}x (median, old/new); "
+              f"run_agd dense iteration {min(it) * 1e3:.2f}/{statistics.median(it) * 1e3:.2f} ms per data set", flush=True)
+    print(f"fp64 GEMM 2000x2000: best {max(gemm):.1f} GFLOP/s; load average after: {os.getloadavg()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--N", type=int, default=3000)
@@ -198,9 +250,11 @@ def main() -> None:
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--device", default="cpu", help="device of the lthbook runs and the roofline (numpy: CPU)")
     parser.add_argument("--crossover", action="store_true")
+    parser.add_argument("--layouts", action="store_true")
+    parser.add_argument("--starts", nargs="+", type=int, default=[1, 2, 4, 6, 12])
     parser.add_argument("--r-values", nargs="+", type=int, default=[100, 150, 200, 250, 300, 400, 500])
     args = parser.parse_args()
-    (main_crossover if args.crossover else main_compare)(args)
+    (main_crossover if args.crossover else main_layouts if args.layouts else main_compare)(args)
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ class DenseData:
         Computed in the transposed layout, with ``N`` as the contiguous axis: ``Z^T = tilde W^T
         X_U^T`` and ``(X_U^T (a * e))^T = (a * e)^T X_U``, each product reading the stored ``X_U``
         (or its stored transpose) as the *transposed* operand of the GEMM. For Figure 2's shapes
-        (``N = 3000``, ``u = 500``, ``K B = 5 ... 60`` columns) MKL runs these 1.1-2.9 times as fast
+        (``N = 3000``, ``u = 500``, ``K B = 5 ... 60`` columns) MKL runs these 1.2-3.3 times as fast
         as ``X_U tilde W`` and ``X_U^T (a * e)`` (``bench/bench_agd.py --layouts``)."""
         P, K, r, B = V.shape
         N, u = self.Xu.shape[1], self.Xu.shape[2]

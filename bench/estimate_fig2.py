@@ -5,14 +5,18 @@ Usage:  .venv/bin/python bench/estimate_fig2.py [--cache reference/paper/cache/f
             [--iters 10] [--repeats 2] [--kernel auto] [--r 100 150 ... 500] [--workers 1 2]
 
 A Figure 2 cell is ``P = 5`` data sets x ``B = 12`` starts, run as one batch; a data set leaves
-the batch once all its runs are finished (checked every 25 iterations), so a cell costs its
-set-up (drawing and gathering the data, the Lanczos estimate of ``lambda_max``) plus, per
-data set, its longest run times the time of one iteration of one data set at that ``r``. This
+the batch once all its runs are finished, and (:data:`lthbook.agd.COMPACT_STARTS`) once every
+live data set has at most ``b < B`` unfinished starts the batch keeps only ``b`` of them per data
+set (both checked every 25 iterations). So a cell costs its set-up (drawing and gathering the
+data, the Lanczos estimate of ``lambda_max``) plus, for every 25 iterations, the number of live
+data sets times the time of one iteration of one data set with ``b`` starts at that ``r``
+(measured for ``b`` in ``--starts`` and interpolated linearly). Printed beside it: the same
+without dropping starts (every live data set at all 12 starts until its longest run ends). This
 script reads every committed cell's ``n_iter`` (the figure is complete in the cache, computed
 on CUDA and, for 91 cells, also on this CPU, run for run the same), measures per ``r`` the set-up
 ``t(1)`` and the per-iteration time ``(t(iters + 1) - t(1)) / iters`` of a 5-data-set cell with
-:func:`lthbook.agd.run_agd` (``eta="auto"`` for the set-up as in Figure 2; a fixed tiny step
-for the iterations), each the fastest of ``--repeats``, and adds it up. ``--workers W`` divides
+``b`` starts with :func:`lthbook.agd.run_agd` (``eta="auto"`` for the set-up as in Figure 2; a
+fixed tiny step for the iterations), each the fastest of ``--repeats``, and adds it up. ``--workers W`` divides
 the total by ``W`` (cells are independent; this assumes ``W`` free cores, which the print says).
 """
 
@@ -32,9 +36,9 @@ from lthbook.agd import choose_kernel, initial_points, run_agd
 from lthbook.teacher import make_problem
 
 
-def committed_iterations(cache: str) -> dict[int, list[float]]:
-    """Per ``r``: for each committed cell (one per chunk; CUDA copy preferred), the sum over its
-    data sets of their longest run."""
+def committed_iterations(cache: str) -> dict[int, list[np.ndarray]]:
+    """Per ``r``: each committed cell's ``n_iter`` (data sets x starts; one cell per chunk, the
+    CUDA copy preferred)."""
     per: dict[int, dict[int, float]] = defaultdict(dict)
     for path in sorted(glob.glob(os.path.join(cache, "*.json"))):
         entry = json.load(open(path))
@@ -43,8 +47,19 @@ def committed_iterations(cache: str) -> dict[int, list[float]]:
             continue
         n = np.asarray(entry["payload"]["n_iter"])
         if cfg["device"] == "cuda" or cfg["chunk"] not in per[cfg["r"]]:
-            per[cfg["r"]][cfg["chunk"]] = float(n.max(axis=1).sum())
+            per[cfg["r"]][cfg["chunk"]] = n
     return {r: list(v.values()) for r, v in sorted(per.items())}
+
+
+def batch_timeline(n: np.ndarray, every: int = 25) -> list[tuple[int, int]]:
+    """``(live data sets, b)`` for each block of ``every`` iterations of a cell whose runs take
+    ``n`` iterations (data sets x starts): ``b`` is the largest number of unfinished starts of a
+    live data set, the width :data:`lthbook.agd.COMPACT_STARTS` narrows the batch to."""
+    out = []
+    for t in range(0, int(n.max()), every):
+        live = (n > t).sum(axis=1)
+        out.append((int((live > 0).sum()), int(live.max())))
+    return out
 
 
 def main() -> None:
@@ -56,20 +71,24 @@ def main() -> None:
     parser.add_argument("--kernel", default="auto")
     parser.add_argument("--r", type=int, nargs="*", default=None, help="r values to time (default: all in the cache)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--starts", type=int, nargs="+", default=[1, 2, 4, 6, 12],
+                        help="numbers of starts b to time (others interpolated; must include 1 and 12)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     iterations = committed_iterations(args.cache)
     print(f"threads={args.threads}, kernel={args.kernel}; load average before: {os.getloadavg()}")
-    total = 0.0
+    if min(args.starts) != 1 or max(args.starts) != 12:
+        parser.error(f"--starts must include 1 and 12 (a Figure 2 trial has 12 starts), got {args.starts}")
+    distances = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
+    total = total_full = 0.0
     for r, cells in iterations.items():
         if args.r and r not in args.r:
             continue
         problems = [make_problem(5, 500, r, r, 3000, seed=s) for s in range(5)]
-        W0 = np.stack([initial_points(p.W_star, [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0],
-                                      seed=10 + i) for i, p in enumerate(problems)])
         kernel = choose_kernel(problems, args.kernel)
 
-        def timed(n: int, eta) -> float:
+        def timed(n: int, eta, b: int) -> float:
+            W0 = np.stack([initial_points(p.W_star, distances[:b], seed=10 + i) for i, p in enumerate(problems)])
             best = float("inf")
             for _ in range(args.repeats):
                 start = time.perf_counter()
@@ -77,15 +96,22 @@ def main() -> None:
                 best = min(best, time.perf_counter() - start)
             return best
 
-        setup = timed(1, "auto")
-        per_iter = max(timed(args.iters + 1, 1e-6) - timed(1, 1e-6), 0.0) / args.iters  # 5 data sets
-        seconds = len(cells) * setup + sum(cells) * per_iter / 5
-        total += seconds
-        print(f"  r={r}: {kernel}, set-up {setup:.2f} s, {per_iter * 1e3:.1f} ms per iteration of 5 data sets; "
-              f"{len(cells)} cells, {sum(cells):.0f} data-set iterations -> {seconds / 60:.1f} min", flush=True)
+        setup = timed(1, "auto", 12)
+        starts = sorted(set(args.starts))
+        per_b = [max(timed(args.iters + 1, 1e-6, b) - timed(1, 1e-6, b), 0.0) / args.iters / 5 for b in starts]
+        cost = dict(zip(range(1, 13), np.interp(range(1, 13), starts, per_b)))  # s per data-set iteration
+        blocks = [blk for n in cells for blk in batch_timeline(n)]
+        seconds = len(cells) * setup + 25 * sum(a * cost[b] for a, b in blocks)
+        full = len(cells) * setup + sum(float(n.max(axis=1).sum()) for n in cells) * cost[12]
+        total, total_full = total + seconds, total_full + full
+        print(f"  r={r}: {kernel}, set-up {setup:.2f} s, ms per data-set iteration with b starts: "
+              + ", ".join(f"{b}: {c * 1e3:.1f}" for b, c in zip(starts, per_b))
+              + f"; {len(cells)} cells -> {seconds / 60:.1f} min (without dropping starts {full / 60:.1f} min)",
+              flush=True)
     for w in args.workers:
-        print(f"total: {total / 3600:.2f} h of {args.threads}-thread compute; with {w} worker(s) on {w} free core(s): "
-              f"{total / w / 3600:.2f} h")
+        print(f"total: {total / 3600:.2f} h of {args.threads}-thread compute (without dropping starts "
+              f"{total_full / 3600:.2f} h); with {w} worker(s) on {w} free core(s): {total / w / 3600:.2f} h "
+              f"({total_full / w / 3600:.2f} h)")
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -108,11 +108,12 @@ KERNELS = ("auto", "gathered", "dense")
 #: ``kernel="auto"`` uses the dense kernel when ``u < DENSE_CROSSOVER * r`` (``u``: the largest
 #: union of the ``K`` supports in the batch, ``r``: inputs per neuron), the gathered one otherwise.
 #: Measured with ``bench/bench_agd.py --crossover --threads 1 --rounds 3 --iters 10`` (Fig 2's
-#: shape: K=5, d=500, N=3000, 5 data sets x 12 starts; 2-core machine, load average 4.3-6.5),
-#: ms per iteration, gathered / dense (min of 3): r=100 (u/r 3.35) 45.9/69.6, r=150 (2.79)
-#: 54.8/86.3, r=200 (2.31) 79.7/87.3, r=250 (1.96) 96.1/101.2, r=300 (1.67) 105.9/95.6,
-#: r=400 (1.25) 142.0/102.9, r=500 (1.00) 206.8/105.5: the ratio crosses 1 at u/r = 1.87.
-DENSE_CROSSOVER = 1.87
+#: shape: K=5, d=500, N=3000, 5 data sets x 12 starts; 2-core machine, the other core busy),
+#: ms per iteration, gathered / dense (min of 3), 2026-12-04, dense kernel in the transposed
+#: layout: r=100 (u/r 3.35) 28.5/34.6, r=150 (2.79) 37.8/41.2, r=200 (2.31) 53.0/43.9,
+#: r=250 (1.96) 59.6/50.6, r=300 (1.67) 69.7/49.5, r=400 (1.25) 87.4/48.0, r=500 (1.00)
+#: 113.0/48.7: the ratio crosses 1 at u/r = 2.66 (1.87 with the earlier dense layout).
+DENSE_CROSSOVER = 2.66
 #: Drop finished starts from the batch: when every live data set has at most ``b`` unfinished
 #: runs (starts), the loop keeps only ``b`` columns per data set (its unfinished runs first), so a
 #: data set whose last start keeps moving to the iteration cap no longer pays for all ``B``.

@@ -113,6 +113,8 @@ KERNELS = ("auto", "gathered", "dense")
 #: layout: r=100 (u/r 3.35) 28.5/34.6, r=150 (2.79) 37.8/41.2, r=200 (2.31) 53.0/43.9,
 #: r=250 (1.96) 59.6/50.6, r=300 (1.67) 69.7/49.5, r=400 (1.25) 87.4/48.0, r=500 (1.00)
 #: 113.0/48.7: the ratio crosses 1 at u/r = 2.66 (1.87 with the earlier dense layout).
+#: Re-run on the idle machine the same day: 0.83, 0.85, 1.00, 1.19, 1.28, 1.80, 2.23 at the same
+#: r, crossing at 2.32; r=200 (u/r 2.31) is a tie, so the constant's choice there costs nothing.
 DENSE_CROSSOVER = 2.66
 #: Drop finished starts from the batch: when every live data set has at most ``b`` unfinished
 #: runs (starts), the loop keeps only ``b`` columns per data set (its unfinished runs first), so a

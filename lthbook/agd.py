@@ -521,14 +521,17 @@ def _iterate(state, data, y, V_star, eta, beta, t, max_iter, tol, record_every, 
     def errors() -> torch.Tensor:
         return (V.to(f64) - Vs.to(f64)).norm(dim=(1, 2)) / star_norm
 
+    def run_index(c: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        """Per-row run indices ``c`` (rows x columns) broadcast to ``shape`` (run axis last)."""
+        return c.view(c.shape[0], *([1] * (len(shape) - 2)), c.shape[1]).expand(*shape[:-1], c.shape[1])
+
     def put(full: torch.Tensor, out: torch.Tensor, part: torch.Tensor, c: torch.Tensor | None) -> None:
         """``full[out] = part`` on the columns ``c`` (last axis) of those rows."""
         if c is None:
             full[out] = part.to(full.dtype)
             return
         block = full[out]
-        block.scatter_(-1, c.view(c.shape[0], *([1] * (block.dim() - 2)), c.shape[1]).expand(*part.shape),
-                       part.to(full.dtype))
+        block.scatter_(-1, run_index(c, part.shape), part.to(full.dtype))
         full[out] = block
 
     def write_back(keep: torch.Tensor | None) -> None:
@@ -546,8 +549,7 @@ def _iterate(state, data, y, V_star, eta, beta, t, max_iter, tol, record_every, 
         """The columns ``pos`` (per row) of a tensor whose last axis is the run axis."""
         if a.shape[-1] == 1:  # shared by all runs of the data set (eta, y of shape (P, N, 1))
             return a
-        return a.gather(-1, pos.view(pos.shape[0], *([1] * (a.dim() - 2)), pos.shape[1]).expand(
-            *a.shape[:-1], pos.shape[1]))
+        return a.gather(-1, run_index(pos, a.shape))
 
     while t < max_iter:
         done = stopped | diverged | (settled >= 0)
@@ -571,8 +573,8 @@ def _iterate(state, data, y, V_star, eta, beta, t, max_iter, tol, record_every, 
                 data, y, Vs = data.rows(live), y[live], Vs[live]
                 eta_w, limit, star_norm = eta_w[live], limit[live], star_norm[live]
                 checkpoints = [c[live] for c in checkpoints]
-            b = int((~done).sum(dim=1).max())
-            if compact and b < done.shape[1]:  # keep b columns per data set, its unfinished runs first
+            b = int((~done).sum(dim=1).max()) if compact else done.shape[1]
+            if b < done.shape[1]:  # keep b columns per data set, its unfinished runs first
                 pos = torch.sort(done.to(torch.int8), dim=1, stable=True).indices[:, :b]
                 write_back(None)
                 full = torch.arange(done.shape[1], device=done.device).expand_as(done) if cols is None else cols

@@ -39,7 +39,7 @@ from lthbook.teacher import make_problem
 def committed_iterations(cache: str) -> dict[int, list[np.ndarray]]:
     """Per ``r``: each committed cell's ``n_iter`` (data sets x starts; one cell per chunk, the
     CUDA copy preferred)."""
-    per: dict[int, dict[int, float]] = defaultdict(dict)
+    per: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
     for path in sorted(glob.glob(os.path.join(cache, "*.json"))):
         entry = json.load(open(path))
         cfg = entry["config"]
@@ -74,11 +74,11 @@ def main() -> None:
     parser.add_argument("--starts", type=int, nargs="+", default=[1, 2, 4, 6, 12],
                         help="numbers of starts b to time (others interpolated; must include 1 and 12)")
     args = parser.parse_args()
+    if min(args.starts) != 1 or max(args.starts) != 12:
+        parser.error(f"--starts must include 1 and 12 (a Figure 2 trial has 12 starts), got {args.starts}")
     torch.set_num_threads(args.threads)
     iterations = committed_iterations(args.cache)
     print(f"threads={args.threads}, kernel={args.kernel}; load average before: {os.getloadavg()}")
-    if min(args.starts) != 1 or max(args.starts) != 12:
-        parser.error(f"--starts must include 1 and 12 (a Figure 2 trial has 12 starts), got {args.starts}")
     distances = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
     total = total_full = 0.0
     for r, cells in iterations.items():

@@ -5,6 +5,7 @@ Usage:  .venv/bin/python bench/bench_agd.py [--N 3000] [--d 500] [--r 500] [--K 
                                            [--batch 12] [--iters 20] [--rounds 5] [--threads 1 2]
         .venv/bin/python bench/bench_agd.py --crossover [--r-values 100 150 200 250 300 400 500] ...
         .venv/bin/python bench/bench_agd.py --layouts [--starts 1 2 4 6 12] ...
+        .venv/bin/python bench/bench_agd.py --rows [--row-counts 4 5 ... 64] [--starts 1 2 3 ...] ...
 
 The default cell is the most expensive one of the paper's Fig. 2 (K=5, d=500, N=3000,
 r=500): ``--trials`` data sets (5, a Fig 2 cell) with ``--batch`` starting points each (12,
@@ -42,6 +43,14 @@ transpose) against ``(a e)^T X_U`` reading the stored transpose as the transpose
 whole :func:`lthbook.agd.run_agd` iteration of a cell (``--trials`` data sets) with ``B`` starts,
 dense kernel, per data set: the cost of a batch that :data:`lthbook.agd.COMPACT_STARTS` has
 narrowed to ``B`` unfinished starts.
+
+``--rows`` times the dense kernel's two products (as the gradient runs them: ``tilde W^T X_U^T`` and
+``(a e)^T X_U``) for ``--trials`` data sets at once, for each number of rows (``K B``) in
+``--row-counts``, per data set and product, in GFLOP/s and % of the fp64 GEMM measured in the same
+run: the measurement behind :data:`lthbook.risk.GEMM_ROW_MULTIPLE`. Then the whole
+:func:`lthbook.agd.run_agd` iteration per data set for ``B`` in ``--starts``, rows padded (the
+constant as set) against not padded (``GEMM_ROW_MULTIPLE = 1``), interleaved rounds, min/median
+and the ratio of the medians.
 """
 
 from __future__ import annotations
@@ -237,6 +246,61 @@ def main_layouts(args) -> None:
     print(f"fp64 GEMM 2000x2000: best {max(gemm):.1f} GFLOP/s; load average after: {os.getloadavg()}")
 
 
+def main_rows(args) -> None:
+    import lthbook.risk as risk
+
+    threads = args.threads[0]
+    torch.set_num_threads(threads)
+    u = min(args.d, args.K * args.r)
+    P = args.trials
+    gen = torch.Generator().manual_seed(0)
+    Xu = torch.randn(P, args.N, u, dtype=torch.float64, generator=gen)
+    XuT = Xu.transpose(1, 2).contiguous()
+    print(f"rows: {P} data sets, N={args.N} u={u}, fp64, threads={threads}; load average before: {os.getloadavg()}")
+    peak = gemm_gflops(threads, n=2000, repeats=2, dtype=torch.float64)
+    print(f"fp64 GEMM 2000x2000: {peak:.1f} GFLOP/s")
+    for m in args.row_counts:
+        WT = torch.randn(P, m, u, dtype=torch.float64, generator=gen)
+        E = torch.randn(P, m, args.N, dtype=torch.float64, generator=gen)
+        fwd, bwd = [], []
+        for _ in range(args.rounds):  # interleaved
+            fwd.append(_best_of(lambda: WT @ Xu.transpose(1, 2)) / P)
+            bwd.append(_best_of(lambda: E @ XuT.transpose(1, 2)) / P)
+        flops = 2.0 * args.N * u * m
+        print(f"  {m:3d} rows: forward {min(fwd) * 1e3:5.2f}/{statistics.median(fwd) * 1e3:5.2f} ms "
+              f"({flops / min(fwd) / 1e9:5.1f} GFLOP/s, {100 * flops / min(fwd) / 1e9 / peak:3.0f} %), backward "
+              f"{min(bwd) * 1e3:5.2f}/{statistics.median(bwd) * 1e3:5.2f} ms "
+              f"({flops / min(bwd) / 1e9:5.1f} GFLOP/s, {100 * flops / min(bwd) / 1e9 / peak:3.0f} %)", flush=True)
+    multiple = risk.GEMM_ROW_MULTIPLE
+    for B in args.starts:
+        problems, W0, _ = cell(args.K, args.d, args.r, args.N, args.trials, B)
+        times: dict[int, list[float]] = {1: [], multiple: []}
+        try:
+            for _ in range(args.rounds):
+                for m in times:
+                    risk.GEMM_ROW_MULTIPLE = m
+                    times[m].append(lthbook_per_iteration(problems, W0, args.iters, "dense", threads) / args.trials)
+        finally:
+            risk.GEMM_ROW_MULTIPLE = multiple
+        plain, padded = times[1], times[multiple]
+        print(f"  B={B:2d} ({args.K * B} rows -> {-(-args.K * B // multiple) * multiple}): run_agd dense iteration per data "
+              f"set, not padded {min(plain) * 1e3:.2f}/{statistics.median(plain) * 1e3:.2f} ms, padded "
+              f"{min(padded) * 1e3:.2f}/{statistics.median(padded) * 1e3:.2f} ms -> "
+              f"{statistics.median(plain) / statistics.median(padded):.2f}x (medians)", flush=True)
+    print(f"load average after: {os.getloadavg()}")
+
+
+def _best_of(f, reps: int = 5) -> float:
+    """Seconds per call of ``f``: the fastest of ``reps`` calls after one warm-up."""
+    f()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--N", type=int, default=3000)
@@ -251,10 +315,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="device of the lthbook runs and the roofline (numpy: CPU)")
     parser.add_argument("--crossover", action="store_true")
     parser.add_argument("--layouts", action="store_true")
+    parser.add_argument("--rows", action="store_true")
+    parser.add_argument("--row-counts", nargs="+", type=int,
+                        default=[4, 5, 8, 10, 12, 15, 16, 20, 25, 28, 30, 32, 35, 36, 55, 56, 60])
     parser.add_argument("--starts", nargs="+", type=int, default=[1, 2, 4, 6, 12])
     parser.add_argument("--r-values", nargs="+", type=int, default=[100, 150, 200, 250, 300, 400, 500])
     args = parser.parse_args()
-    (main_crossover if args.crossover else main_layouts if args.layouts else main_compare)(args)
+    if args.rows and min(args.row_counts) < 1:
+        parser.error(f"--row-counts must be >= 1, got {args.row_counts}")
+    (main_crossover if args.crossover else main_layouts if args.layouts else main_rows if args.rows
+     else main_compare)(args)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ on CUDA and, for 91 cells, also on this CPU, run for run the same), measures per
 ``b`` starts with :func:`lthbook.agd.run_agd` (``eta="auto"`` for the set-up as in Figure 2; a
 fixed tiny step for the iterations), each the fastest of ``--repeats``, and adds it up. ``--workers W`` divides
 the total by ``W`` (cells are independent; this assumes ``W`` free cores, which the print says).
+
+Beside it, the floor: the useful arithmetic of the same batches (``4 N r K b`` operations per
+data-set iteration with ``b`` starts, the gathered kernel's count) at the fp64 GEMM rate measured
+in the same run (``roofline.gemm_gflops``), and the estimate's share of that rate.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch
 
 from lthbook.agd import choose_kernel, initial_points, run_agd
 from lthbook.teacher import make_problem
+from roofline import gemm_gflops
 
 
 def committed_iterations(cache: str) -> dict[int, list[np.ndarray]]:
@@ -80,7 +85,7 @@ def main() -> None:
     iterations = committed_iterations(args.cache)
     print(f"threads={args.threads}, kernel={args.kernel}; load average before: {os.getloadavg()}")
     distances = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
-    total = total_full = 0.0
+    total = total_full = useful = 0.0
     for r, cells in iterations.items():
         if args.r and r not in args.r:
             continue
@@ -104,6 +109,7 @@ def main() -> None:
         seconds = len(cells) * setup + 25 * sum(a * cost[b] for a, b in blocks)
         full = len(cells) * setup + sum(float(n.max(axis=1).sum()) for n in cells) * cost[12]
         total, total_full = total + seconds, total_full + full
+        useful += 4.0 * 3000 * r * 5 * 25 * sum(a * b for a, b in blocks)
         print(f"  r={r}: {kernel}, set-up {setup:.2f} s, ms per data-set iteration with b starts: "
               + ", ".join(f"{b}: {c * 1e3:.1f}" for b, c in zip(starts, per_b))
               + f"; {len(cells)} cells -> {seconds / 60:.1f} min (without dropping starts {full / 60:.1f} min)",
@@ -112,6 +118,11 @@ def main() -> None:
         print(f"total: {total / 3600:.2f} h of {args.threads}-thread compute (without dropping starts "
               f"{total_full / 3600:.2f} h); with {w} worker(s) on {w} free core(s): {total / w / 3600:.2f} h "
               f"({total_full / w / 3600:.2f} h)")
+    peak = gemm_gflops(args.threads, n=2000, repeats=3, dtype=torch.float64)
+    floor = useful / (peak * 1e9)
+    print(f"floor: {useful / 1e15:.2f} PFLOP of useful fp64 arithmetic at the {peak:.1f} GFLOP/s of a 2000x2000 GEMM "
+          f"on {args.threads} thread(s) = {floor / 3600:.2f} h ({floor / 3600 / max(args.workers):.2f} h on "
+          f"{max(args.workers)} cores); the estimate runs at {100 * floor / total:.0f} % of that rate")
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -138,6 +138,23 @@ class GatheredData:
         return GatheredData(self.Xg.to(dtype), self.XgT.to(dtype))
 
 
+#: On CPU, :meth:`DenseData.gradient` pads the ``K B`` rows of its two products (one row per
+#: neuron and weight matrix) with zero rows up to a multiple of this number. MKL's double-precision
+#: GEMM, for Figure 2's shapes (``(K B) x u`` times ``u x N``, ``u = 500``, ``N = 3000``), runs
+#: rows in blocks of 4 and is much slower on a remainder: 5 data sets, one thread, ms per data set
+#: and product (``bench/bench_agd.py --rows``, 2026-12-04, AMD EPYC with AVX-512): 5 rows 1.72, 8
+#: rows 1.35; 10 rows 2.24, 12 rows 1.62; 15 rows 2.82, 16 rows 1.82; 30 rows 3.43, 32 rows 2.67.
+#: The padded rows are exact zeros and never read back; they change the rounding of the real rows
+#: (another GEMM code path), not their values beyond it. ``1`` turns the padding off.
+GEMM_ROW_MULTIPLE = 4
+
+
+def padded_rows(rows: int, device: torch.device) -> int:
+    """``rows`` rounded up to a multiple of :data:`GEMM_ROW_MULTIPLE` on CPU (unchanged elsewhere)."""
+    m = GEMM_ROW_MULTIPLE if device.type == "cpu" else 1
+    return -(-rows // m) * m
+
+
 class DenseData:
     """The ``P`` data sets as plain matrices, for one dense product over all neurons.
 
@@ -215,13 +232,14 @@ class DenseData:
         """Activation pattern ``a_nj`` in this layout, ``(P, N, K, B)``."""
         return (self._preactivations(V) > 0).to(self.Xu.dtype)
 
-    def _dense_t(self, V: torch.Tensor) -> torch.Tensor:
-        """``tilde W^T`` laid out ``(P, K * B, u)``: row ``(j, b)`` is neuron ``j`` of weight matrix
-        ``b``, zero outside ``Omega_j``."""
+    def _dense_t(self, V: torch.Tensor, rows: int) -> torch.Tensor:
+        """``tilde W^T`` laid out ``(P, rows, u)``: row ``(j, b)`` (``j * B + b``) is neuron ``j`` of
+        weight matrix ``b``, zero outside ``Omega_j``; rows from ``K * B`` on are zero."""
         P, K, r, B = V.shape
-        WT = V.new_zeros(P, K, B, self.width)
-        WT.scatter_(3, self.pos[:, :, None, :].expand(P, K, B, r), V.transpose(2, 3))
-        return WT.view(P, K * B, self.width)
+        WT = V.new_zeros(P, rows, self.width)
+        WT[:, :K * B].view(P, K, B, self.width).scatter_(3, self.pos[:, :, None, :].expand(P, K, B, r),
+                                                          V.transpose(2, 3))
+        return WT
 
     def gradient(self, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """Gradient of Eq. (2), shape ``(P, K, r, B)`` like ``V`` (equal to :func:`batched_gradient`
@@ -231,14 +249,18 @@ class DenseData:
         X_U^T`` and ``(X_U^T (a * e))^T = (a * e)^T X_U``, each product reading the stored ``X_U``
         (or its stored transpose) as the *transposed* operand of the GEMM. For Figure 2's shapes
         (``N = 3000``, ``u = 500``, ``K B = 5 ... 60`` columns) MKL runs these 1.2-3.3 times as fast
-        as ``X_U tilde W`` and ``X_U^T (a * e)`` (``bench/bench_agd.py --layouts``)."""
+        as ``X_U tilde W`` and ``X_U^T (a * e)`` (``bench/bench_agd.py --layouts``). On CPU both
+        products get zero rows up to a multiple of :data:`GEMM_ROW_MULTIPLE` (:func:`padded_rows`)."""
         P, K, r, B = V.shape
         N, u = self.Xu.shape[1], self.Xu.shape[2]
-        ZT = (self._dense_t(V) @ self.Xu.transpose(1, 2)).view(P, K, B, N)  # z_nj, (P, K, B, N)
+        rows = padded_rows(K * B, V.device)
+        ZT = self._dense_t(V, rows) @ self.Xu.transpose(1, 2)  # (P, rows, N); padded rows are exact zeros
+        Z = ZT[:, :K * B].view(P, K, B, N)  # z_nj
         yT = y.transpose(1, 2) if y.dim() == 3 else y[:, None, :]  # (P, B, N) or (P, 1, N)
-        e = torch.relu(ZT).mean(dim=1) - yT  # residual e_n, (P, B, N)
-        weighted = (ZT > 0).to(ZT.dtype).mul_(e[:, None])  # a_nj e_n (see batched_gradient)
-        GT = (weighted.view(P, K * B, N) @ self.XuT.transpose(1, 2)).view(P, K, B, u)
+        e = torch.relu(Z).mean(dim=1) - yT  # residual e_n, (P, B, N)
+        weighted = (ZT > 0).to(ZT.dtype)  # a_nj, and 0 on the padded rows
+        weighted[:, :K * B].view(P, K, B, N).mul_(e[:, None])  # a_nj e_n (see batched_gradient)
+        GT = (weighted @ self.XuT.transpose(1, 2))[:, :K * B].view(P, K, B, u)
         G = GT.gather(3, self.pos[:, :, None, :].expand(P, K, B, r))  # back to each neuron's support
         return G.transpose(2, 3).contiguous() / (N * K)
 

@@ -638,3 +638,22 @@ def test_dropping_finished_starts_changes_no_run(monkeypatch, kernel, exits):
     np.testing.assert_array_equal(compact.exit_reason, full.exit_reason)
     np.testing.assert_allclose(compact.W, full.W, rtol=0, atol=1e-12)
     np.testing.assert_allclose(compact.rel_error, full.rel_error, rtol=1e-9, atol=1e-15)
+
+
+def test_bench_agd_rows_runs_and_rejects_bad_input():
+    """``bench/bench_agd.py --rows`` (the measurement behind GEMM_ROW_MULTIPLE) runs end to end at
+    tiny sizes and prints both tables; a row count below 1 is refused by name."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "bench_agd.py"
+    small = ["--N", "60", "--d", "20", "--r", "8", "--trials", "2", "--iters", "2", "--rounds", "1", "--threads", "1"]
+    proc = subprocess.run([sys.executable, str(script), "--rows", "--row-counts", "3", "4", "--starts", "1", *small],
+                          capture_output=True, text=True, timeout=300, cwd=script.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert "  3 rows: forward" in proc.stdout and "  4 rows: forward" in proc.stdout
+    assert "B= 1 (5 rows -> 8)" in proc.stdout and "padded" in proc.stdout
+    bad = subprocess.run([sys.executable, str(script), "--rows", "--row-counts", "0", *small], capture_output=True,
+                         text=True, timeout=120, cwd=script.parent)
+    assert bad.returncode == 2 and "--row-counts must be >= 1" in bad.stderr

@@ -458,3 +458,63 @@ def test_dense_kernel_accepts_data_sets_of_different_d():
     dense = DenseData([torch.from_numpy(x) for x in Xs], torch.from_numpy(sup))
     Xg = torch.from_numpy(np.stack([np.transpose(x[:, s], (1, 0, 2)) for x, s in zip(Xs, sup)]))
     torch.testing.assert_close(dense.gradient(y, V), GatheredData(Xg).gradient(y, V), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("multiple", [1, 3, 4, 8])
+def test_dense_gradient_row_padding_changes_only_rounding(monkeypatch, multiple):
+    """On CPU the dense products get zero rows up to a multiple of GEMM_ROW_MULTIPLE: for every
+    number of weight matrices B (K B rows below, at and above a multiple) the gradient is the
+    numpy loop's to rounding, and the padding never shows in the result's shape."""
+    import lthbook.risk as risk_module
+    from lthbook.risk import DenseData, padded_rows
+
+    monkeypatch.setattr(risk_module, "GEMM_ROW_MULTIPLE", multiple)
+    rng = np.random.default_rng(11)
+    P, N, d, K, r = 2, 40, 25, 3, 7
+    X = rng.standard_normal((P, N, d))
+    sup = np.stack([np.stack([np.sort(rng.choice(d, r, replace=False)) for _ in range(K)]) for _ in range(P)])
+    y = rng.standard_normal((P, N))
+    dense = DenseData(torch.from_numpy(X), torch.from_numpy(sup))
+    for B in range(1, 6):
+        rows = padded_rows(K * B, torch.device("cpu"))
+        assert rows % multiple == 0 and K * B <= rows < K * B + multiple
+        V = torch.from_numpy(rng.standard_normal((P, K, r, B)))
+        G = dense.gradient(torch.from_numpy(y), V)
+        assert G.shape == (P, K, r, B)
+        for p in range(P):
+            for b in range(B):
+                np.testing.assert_allclose(G[p, :, :, b].numpy().T, risk_gradient(V[p, :, :, b].numpy().T, X[p], y[p],
+                                                                                 sup[p]), rtol=1e-11, atol=1e-14)
+    assert padded_rows(5, torch.device("cuda")) == 5  # only CPU GEMMs are padded
+
+
+def test_dense_gradient_padding_rows_are_not_read():
+    """Null test of the padding: the padded rows of the products are cut off before the gradient
+    is read, so garbage written into them (here by a patched weight layout) must not change it,
+    while garbage in a real row must."""
+    import lthbook.risk as risk_module
+    from lthbook.risk import DenseData
+
+    rng = np.random.default_rng(12)
+    P, N, d, K, r, B = 1, 30, 12, 3, 4, 1  # 3 rows -> 4 with the default multiple
+    X = torch.from_numpy(rng.standard_normal((P, N, d)))
+    sup = torch.from_numpy(np.stack([np.stack([np.sort(rng.choice(d, r, replace=False)) for _ in range(K)])]))
+    y = torch.from_numpy(rng.standard_normal((P, N)))
+    V = torch.from_numpy(rng.standard_normal((P, K, r, B)))
+    dense = DenseData(X, sup)
+    G = dense.gradient(y, V)
+    original = DenseData._dense_t
+
+    def garbage(row):
+        def dense_t(self, V, rows):
+            WT = original(self, V, rows)
+            WT[:, row] = 7.0
+            return WT
+        return dense_t
+
+    assert risk_module.padded_rows(K * B, torch.device("cpu")) == 4
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(DenseData, "_dense_t", garbage(3))  # the padded row
+        torch.testing.assert_close(dense.gradient(y, V), G, rtol=1e-12, atol=1e-15)
+        m.setattr(DenseData, "_dense_t", garbage(0))  # a real row: the gradient changes
+        assert not torch.allclose(dense.gradient(y, V), G)

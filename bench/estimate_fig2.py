@@ -3,6 +3,7 @@ and per-iteration times measured here.
 
 Usage:  .venv/bin/python bench/estimate_fig2.py [--cache reference/paper/cache/fig2] [--threads 1]
             [--iters 10] [--repeats 2] [--kernel auto] [--r 100 150 ... 500] [--workers 1 2]
+            [--starts 1 2 ... 12] [--sibling]
 
 A Figure 2 cell is ``P = 5`` data sets x ``B = 12`` starts, run as one batch; a data set leaves
 the batch once all its runs are finished, and (:data:`lthbook.agd.COMPACT_STARTS`) once every
@@ -19,6 +20,10 @@ on CUDA and, for 91 cells, also on this CPU, run for run the same), measures per
 fixed tiny step for the iterations), each the fastest of ``--repeats``, and adds it up. ``--workers W`` divides
 the total by ``W`` (cells are independent; this assumes ``W`` free cores, which the print says).
 
+``--sibling`` times everything while a second process runs Figure 2 iterations (``r = 500``, one
+thread) on another core, as a second worker would: the two share the memory bandwidth and the
+last-level cache, so its per-iteration times are the ones ``--workers 2`` should be divided by.
+
 Beside it, the floor: the useful arithmetic of the same batches (``4 N r K b`` operations per
 data-set iteration with ``b`` starts, the gathered kernel's count) at the fp64 GEMM rate measured
 in the same run (``roofline.gemm_gflops``), and the estimate's share of that rate.
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import multiprocessing
 import os
 import time
 from collections import defaultdict
@@ -76,14 +82,41 @@ def main() -> None:
     parser.add_argument("--kernel", default="auto")
     parser.add_argument("--r", type=int, nargs="*", default=None, help="r values to time (default: all in the cache)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--starts", type=int, nargs="+", default=[1, 2, 4, 6, 12],
+    parser.add_argument("--starts", type=int, nargs="+", default=list(range(1, 13)),
                         help="numbers of starts b to time (others interpolated; must include 1 and 12)")
+    parser.add_argument("--sibling", action="store_true",
+                        help="time while a second process runs Figure 2 iterations (r=500, one thread) on "
+                             "another core, as a second worker would: the 2-worker condition")
     args = parser.parse_args()
     if min(args.starts) != 1 or max(args.starts) != 12:
         parser.error(f"--starts must include 1 and 12 (a Figure 2 trial has 12 starts), got {args.starts}")
     torch.set_num_threads(args.threads)
     iterations = committed_iterations(args.cache)
-    print(f"threads={args.threads}, kernel={args.kernel}; load average before: {os.getloadavg()}")
+    sibling = None
+    if args.sibling:
+        sibling = multiprocessing.get_context("spawn").Process(target=_sibling_load, daemon=True)
+        sibling.start()
+        time.sleep(5)  # let it reach its loop
+    print(f"threads={args.threads}, kernel={args.kernel}, sibling load: {'yes' if sibling else 'no'}; "
+          f"load average before: {os.getloadavg()}")
+    try:
+        _estimate(args, iterations)
+    finally:
+        if sibling is not None:
+            sibling.terminate()
+            sibling.join()
+
+
+def _sibling_load() -> None:
+    """A second worker's load: Figure 2 iterations at r = 500 (5 data sets, 4 starts), one thread, forever."""
+    torch.set_num_threads(1)
+    problems = [make_problem(5, 500, 500, 500, 3000, seed=100 + s) for s in range(5)]
+    W0 = np.stack([initial_points(p.W_star, [0.5, 1.0, 2.0, 4.0], seed=i) for i, p in enumerate(problems)])
+    while True:
+        run_agd(problems, W0, eta=1e-6, beta=0.2, max_iter=50, tol=1e-300, threads=1)
+
+
+def _estimate(args, iterations) -> None:
     distances = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0]
     total = total_full = useful = 0.0
     for r, cells in iterations.items():
@@ -120,7 +153,7 @@ def main() -> None:
               f"({total_full / w / 3600:.2f} h)")
     peak = gemm_gflops(args.threads, n=2000, repeats=3, dtype=torch.float64)
     floor = useful / (peak * 1e9)
-    print(f"floor: {useful / 1e15:.2f} PFLOP of useful fp64 arithmetic at the {peak:.1f} GFLOP/s of a 2000x2000 GEMM "
+    print(f"floor: {useful / 1e12:.1f} TFLOP of useful fp64 arithmetic at the {peak:.1f} GFLOP/s of a 2000x2000 GEMM "
           f"on {args.threads} thread(s) = {floor / 3600:.2f} h ({floor / 3600 / max(args.workers):.2f} h on "
           f"{max(args.workers)} cores); the estimate runs at {100 * floor / total:.0f} % of that rate")
     print(f"load average after: {os.getloadavg()}")

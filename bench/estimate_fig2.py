@@ -3,7 +3,7 @@ and per-iteration times measured here.
 
 Usage:  .venv/bin/python bench/estimate_fig2.py [--cache reference/paper/cache/fig2] [--threads 1]
             [--iters 10] [--repeats 2] [--kernel auto] [--r 100 150 ... 500] [--workers 1 2]
-            [--starts 1 2 ... 12] [--sibling]
+            [--starts 1 2 ... 12] [--sibling] [--row-multiple 4]
 
 A Figure 2 cell is ``P = 5`` data sets x ``B = 12`` starts, run as one batch; a data set leaves
 the batch once all its runs are finished, and (:data:`lthbook.agd.COMPACT_STARTS`) once every
@@ -42,6 +42,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+import lthbook.risk as risk
 from lthbook.agd import choose_kernel, initial_points, run_agd
 from lthbook.teacher import make_problem
 from roofline import gemm_gflops
@@ -87,7 +88,14 @@ def main() -> None:
     parser.add_argument("--sibling", action="store_true",
                         help="time while a second process runs Figure 2 iterations (r=500, one thread) on "
                              "another core, as a second worker would: the 2-worker condition")
+    parser.add_argument("--row-multiple", type=int, default=None,
+                        help="set lthbook.risk.GEMM_ROW_MULTIPLE for this run (1: no row padding, the kernel "
+                             "before 2026-12-04's padding), to compare")
     args = parser.parse_args()
+    if args.row_multiple is not None and args.row_multiple < 1:
+        parser.error(f"--row-multiple must be >= 1, got {args.row_multiple}")
+    if args.row_multiple is not None:
+        risk.GEMM_ROW_MULTIPLE = args.row_multiple
     if min(args.starts) != 1 or max(args.starts) != 12:
         parser.error(f"--starts must include 1 and 12 (a Figure 2 trial has 12 starts), got {args.starts}")
     torch.set_num_threads(args.threads)
@@ -97,7 +105,8 @@ def main() -> None:
         sibling = multiprocessing.get_context("spawn").Process(target=_sibling_load, daemon=True)
         sibling.start()
         time.sleep(5)  # let it reach its loop
-    print(f"threads={args.threads}, kernel={args.kernel}, sibling load: {'yes' if sibling else 'no'}; "
+    print(f"threads={args.threads}, kernel={args.kernel}, GEMM_ROW_MULTIPLE={risk.GEMM_ROW_MULTIPLE}, "
+          f"sibling load: {'yes' if sibling else 'no'}; "
           f"load average before: {os.getloadavg()}")
     try:
         _estimate(args, iterations)

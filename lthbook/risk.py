@@ -141,9 +141,13 @@ class GatheredData:
 #: On CPU, :meth:`DenseData.gradient` pads the ``K B`` rows of its two products (one row per
 #: neuron and weight matrix) with zero rows up to a multiple of this number. MKL's double-precision
 #: GEMM, for Figure 2's shapes (``(K B) x u`` times ``u x N``, ``u = 500``, ``N = 3000``), runs
-#: rows in blocks of 4 and is much slower on a remainder: 5 data sets, one thread, ms per data set
-#: and product (``bench/bench_agd.py --rows``, 2026-12-04, AMD EPYC with AVX-512): 5 rows 1.72, 8
-#: rows 1.35; 10 rows 2.24, 12 rows 1.62; 15 rows 2.82, 16 rows 1.82; 30 rows 3.43, 32 rows 2.67.
+#: rows in blocks of 4 and is much slower on a remainder. Forward product, 5 data sets, one thread,
+#: ms per data set, min of 3 rounds (``bench/bench_agd.py --rows --threads 1 --rounds 3 --iters 10``,
+#: 2026-12-04, 2-core AMD EPYC with AVX-512, the other core busy): 5 rows 1.64, 8 rows 1.30; 10 rows
+#: 2.20, 12 rows 1.52; 15 rows 2.75, 16 rows 1.83; 30 rows 3.37, 32 rows 2.61; 55 rows 5.05, 56 rows
+#: 3.96 (the backward product alike). A whole AGD iteration with B = 1, 2, 3, 5, 6, 7, 9, 10, 11 starts
+#: (5, 10, 15, ... rows) ran 1.47, 1.47, 1.65, 1.10, 1.14, 1.27, 1.11, 1.18, 1.41 times as fast
+#: padded (medians), B = 4, 8, 12 (no padding) 0.98-1.00.
 #: The padded rows are exact zeros and never read back; they change the rounding of the real rows
 #: (another GEMM code path), not their values beyond it. ``1`` turns the padding off.
 GEMM_ROW_MULTIPLE = 4

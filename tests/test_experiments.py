@@ -529,3 +529,10 @@ def test_fig3_mean_curve_averages_chunks_thinned_to_different_spacings():
     assert slope == pytest.approx(-0.01)  # index-by-index averaging gave a flatter line
     same = _mean_curve([slow, dict(slow, runs=1)])  # equal grids: point-by-point mean, unchanged
     assert same["mean_log10_error"] == pytest.approx(slow["curve_mean_log10_error"])
+
+
+def test_format_duration_units():
+    from lthbook.registry import format_duration
+
+    assert [format_duration(s) for s in (42, 420, 10_026, 57_600, 553_000)] == ["42 s", "7 min", "2.8 h", "16 h",
+                                                                               "6 days"]

@@ -74,15 +74,16 @@ def format_duration(seconds: float) -> str:
 
 
 # Measured run times from an empty cache on the book's 2-core CPU (book/reproducibility.md):
-# ci and book with the current code; paper: Figs 3-5 on one core, Fig 2 estimated from timed
+# ci and book with the current code; paper: Figs 3-5 with the default workers (one per core,
+# reproduce FIG --scale paper, empty cache, 2026-12-04), Fig 2 estimated from timed
 # cells (computed on a GPU instead), Fig 7 estimated by bench/bench_imp.py (bfloat16, as "auto" chose).
 _SECONDS = {
     # fig2 paper: 2 workers, from committed iteration counts and per-iteration times measured under a
     # second worker's load (bench/estimate_fig2.py --sibling, 2026-12-04: 5.57 h of one-core compute)
     "fig2": {"ci": 12, "book": 78, "paper": round(5.57 * 3600 / 2)},
-    "fig3": {"ci": 6, "book": 43, "paper": 1248},
-    "fig4": {"ci": 11, "book": 105, "paper": 1496},
-    "fig5": {"ci": 9, "book": 18, "paper": 1083},
+    "fig3": {"ci": 6, "book": 43, "paper": 157},
+    "fig4": {"ci": 11, "book": 105, "paper": 488},
+    "fig5": {"ci": 9, "book": 18, "paper": 459},
     "fig6": {"ci": 5, "book": 28, "paper": 4436},  # paper: sum of the levels' times, one core each (cell_time_s)
     "fig7": {"ci": 10, "book": 1546, "paper": 553000},
 }

@@ -57,7 +57,9 @@ weight vectors into one matrix that is zero outside the supports and multiplies 
 columns of ``X`` in the union of the supports (``u`` of them): ``4 N u K B`` operations in
 products with ``K B`` columns that read the data once. ``kernel="auto"`` takes the dense
 kernel when ``u < DENSE_CROSSOVER * r``; the constant is measured by
-``bench/bench_agd.py --crossover`` (see its comment). The iterates agree to rounding.
+``bench/bench_agd.py --crossover`` (see its comment). On CPU the dense kernel pads its ``K B``
+rows to a multiple of :data:`lthbook.risk.GEMM_ROW_MULTIPLE` (MKL is slow on a remainder). The
+iterates agree to rounding.
 
 Threads. On CPU, ``threads=None`` uses one torch thread when an iteration
 costs fewer than ``SINGLE_THREAD_FLOPS`` (waking a second thread costs more

@@ -140,8 +140,8 @@ class GatheredData:
 
 #: On CPU, :meth:`DenseData.gradient` pads the ``K B`` rows of its two products (one row per
 #: neuron and weight matrix) with zero rows up to a multiple of this number. MKL's double-precision
-#: GEMM, for Figure 2's shapes (``(K B) x u`` times ``u x N``, ``u = 500``, ``N = 3000``), runs
-#: rows in blocks of 4 and is much slower on a remainder. Forward product, 5 data sets, one thread,
+#: GEMM, for Figure 2's shapes (``(K B) x u`` times ``u x N``, ``u = 500``, ``N = 3000``), is fast
+#: on a multiple of 4 rows and much slower when rows are left over (measured, not documented by MKL). Forward product, 5 data sets, one thread,
 #: ms per data set, min of 3 rounds (``bench/bench_agd.py --rows --threads 1 --rounds 3 --iters 10``,
 #: 2026-12-04, 2-core AMD EPYC with AVX-512, the other core busy): 5 rows 1.64, 8 rows 1.30; 10 rows
 #: 2.20, 12 rows 1.52; 15 rows 2.75, 16 rows 1.83; 30 rows 3.37, 32 rows 2.61; 55 rows 5.05, 56 rows

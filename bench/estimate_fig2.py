@@ -13,8 +13,9 @@ data, the Lanczos estimate of ``lambda_max``) plus, for every 25 iterations, the
 data sets times the time of one iteration of one data set with ``b`` starts at that ``r``
 (measured for ``b`` in ``--starts`` and interpolated linearly). Printed beside it: the same
 without dropping starts (every live data set at all 12 starts until its longest run ends). This
-script reads every committed cell's ``n_iter`` (the figure is complete in the cache, computed
-on CUDA and, for 91 cells, also on this CPU, run for run the same), measures per ``r`` the set-up
+script reads every committed cell's ``n_iter`` (the figure is complete in the cache: the 180
+cells of the distance grid computed on CUDA and 94 of them also on this CPU, run for run the
+same; the 100 cells of the far block, ``r = 100 ... 300``, on this CPU), measures per ``r`` the set-up
 ``t(1)`` and the per-iteration time ``(t(iters + 1) - t(1)) / iters`` of a 5-data-set cell with
 ``b`` starts with :func:`lthbook.agd.run_agd` (``eta="auto"`` for the set-up as in Figure 2; a
 fixed tiny step for the iterations), each the fastest of ``--repeats``, and adds it up. ``--workers W`` divides
@@ -49,17 +50,20 @@ from roofline import gemm_gflops
 
 
 def committed_iterations(cache: str) -> dict[int, list[np.ndarray]]:
-    """Per ``r``: each committed cell's ``n_iter`` (data sets x starts; one cell per chunk, the
-    CUDA copy preferred)."""
-    per: dict[int, dict[int, np.ndarray]] = defaultdict(dict)
+    """Per ``r``: each committed cell's ``n_iter`` (data sets x starts; one cell per block and
+    chunk, the CUDA copy preferred). A cell is named by its block (the distance grid, or
+    ``"far"`` for the ``far_distances`` block of the small ``r``) and its chunk: the two blocks
+    number their chunks alike, so keying by chunk alone would drop the far block."""
+    per: dict[int, dict[tuple[str, int], np.ndarray]] = defaultdict(dict)
     for path in sorted(glob.glob(os.path.join(cache, "*.json"))):
         entry = json.load(open(path))
         cfg = entry["config"]
         if cfg["figure"] != "fig2":
             continue
         n = np.asarray(entry["payload"]["n_iter"])
-        if cfg["device"] == "cuda" or cfg["chunk"] not in per[cfg["r"]]:
-            per[cfg["r"]][cfg["chunk"]] = n
+        name = (cfg.get("block") or "grid", cfg["chunk"])
+        if cfg["device"] == "cuda" or name not in per[cfg["r"]]:
+            per[cfg["r"]][name] = n
     return {r: list(v.values()) for r, v in sorted(per.items())}
 
 

@@ -662,7 +662,9 @@ def test_bench_agd_rows_runs_and_rejects_bad_input():
 def test_estimate_fig2_runs_with_a_sibling_and_rejects_bad_input():
     """``bench/estimate_fig2.py`` replays the committed Figure 2 cells (one r here, the fewest
     timings) with a second process loading another core, and prints the estimate and the fp64
-    floor; --starts without 1 and 12 is refused by name."""
+    floor; --starts without 1 and 12 is refused by name. At r = 100 it counts 40 cells: the 20 of
+    the distance grid and the 20 of the far block (naming cells by chunk alone counted 20 and
+    left the far block out of the estimate)."""
     import subprocess
     import sys
     from pathlib import Path
@@ -672,7 +674,7 @@ def test_estimate_fig2_runs_with_a_sibling_and_rejects_bad_input():
     proc = subprocess.run([sys.executable, str(script), "--r", "100", "--starts", "1", "12", "--iters", "1",
                            "--repeats", "1", "--sibling"], capture_output=True, text=True, timeout=300, cwd=root)
     assert proc.returncode == 0, proc.stderr
-    assert "sibling load: yes" in proc.stdout and "  r=100: " in proc.stdout and "20 cells" in proc.stdout
+    assert "sibling load: yes" in proc.stdout and "  r=100: " in proc.stdout and "; 40 cells -> " in proc.stdout
     assert "floor: " in proc.stdout and "with 2 worker(s)" in proc.stdout
     bad = subprocess.run([sys.executable, str(script), "--starts", "2", "12"], capture_output=True, text=True,
                          timeout=120, cwd=root)

@@ -50,18 +50,18 @@ from roofline import gemm_gflops
 
 
 def committed_iterations(cache: str) -> dict[int, list[np.ndarray]]:
-    """Per ``r``: each committed cell's ``n_iter`` (data sets x starts; one cell per block and
-    chunk, the CUDA copy preferred). A cell is named by its block (the distance grid, or
-    ``"far"`` for the ``far_distances`` block of the small ``r``) and its chunk: the two blocks
-    number their chunks alike, so keying by chunk alone would drop the far block."""
-    per: dict[int, dict[tuple[str, int], np.ndarray]] = defaultdict(dict)
+    """Per ``r``: each committed cell's ``n_iter`` (data sets x starts; one cell per ``seed_key``,
+    the CUDA copy preferred). ``seed_key`` is what the experiment draws a cell's data from, so
+    it names a cell on either device; the chunk alone does not (the ``far_distances`` block
+    numbers its chunks like the distance grid)."""
+    per: dict[int, dict[str, np.ndarray]] = defaultdict(dict)
     for path in sorted(glob.glob(os.path.join(cache, "*.json"))):
         entry = json.load(open(path))
         cfg = entry["config"]
         if cfg["figure"] != "fig2":
             continue
         n = np.asarray(entry["payload"]["n_iter"])
-        name = (cfg.get("block") or "grid", cfg["chunk"])
+        name = json.dumps(cfg["seed_key"], sort_keys=True)
         if cfg["device"] == "cuda" or name not in per[cfg["r"]]:
             per[cfg["r"]][name] = n
     return {r: list(v.values()) for r, v in sorted(per.items())}

@@ -30,7 +30,10 @@ reported in one line, never as a traceback.
 
 Exit status (:data:`EXIT_CODES`): 0 every claim check passed; 1 some claim check failed
 (the files are written either way); 2 a usage or input error (nothing computed);
-130 interrupted (Ctrl-C: finished cells stay in the cache, rerun to resume).
+130 interrupted (Ctrl-C: finished cells stay in the cache, rerun to resume); 143 and 129
+stopped by SIGTERM (``kill``, a batch scheduler's time limit) or SIGHUP (the terminal closed),
+which stop a run the way Ctrl-C does: the worker processes are stopped at once, the finished
+cells stay in the cache (:func:`stop_signals_interrupt`).
 """
 
 from __future__ import annotations
@@ -38,11 +41,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 import tempfile
-from contextlib import nullcontext
+import threading
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Iterator, NoReturn, Sequence
 
 from . import registry
 from ._validation import resolve_device
@@ -60,8 +65,14 @@ EXIT_CODES: dict[int, str] = {
     1: "some claim check failed (its files are still written)",
     2: "usage or input error: bad argument, $LTHBOOK_* variable, output/cache folder, MNIST or result file "
        "(nothing is computed)",
+    129: "stopped by SIGHUP (the terminal closed; not under nohup): as 143",
     130: "interrupted (Ctrl-C): finished cells stay in the cache; rerun the same command to resume",
+    143: "stopped by SIGTERM (kill, a batch scheduler's time limit): as 130, worker processes stopped too",
 }
+
+#: Signals that stop ``reproduce`` as Ctrl-C does (one that is ignored when the run starts,
+#: e.g. SIGHUP under ``nohup``, stays ignored).
+STOP_SIGNALS: tuple[str, ...] = ("SIGTERM", "SIGHUP")
 
 #: Keys every result file of ``reproduce`` has (``recheck`` refuses a file without them).
 RESULT_KEYS = ("figure", "scale", "seed", "settings", "axes", "raw", "cells", "cells_from_cache", "wall_time_s")
@@ -69,6 +80,46 @@ RESULT_KEYS = ("figure", "scale", "seed", "settings", "axes", "raw", "cells", "c
 
 class UsageError(Exception):
     """A mistake of the user's (exit status 2): reported in one line, never as a traceback."""
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal (:data:`STOP_SIGNALS`) raised as an interruption in the main thread, so that
+    the same clean-up as Ctrl-C runs: the local pool's workers are terminated
+    (:func:`lthbook.executors.stop_local_pool`), a Dask cluster is closed, finished cells stay
+    in the cache. Without it SIGTERM ends only this process, and the pool's worker processes
+    (children of the ``forkserver``) are left behind, computing and then waiting for ever."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Within the block, the first of :data:`STOP_SIGNALS` raises :class:`Stopped` and later
+    ones are ignored while the clean-up runs; the previous handlers come back on exit. Does
+    nothing outside the main thread (Python handles signals only there) and leaves alone a
+    signal that is already ignored (``nohup``) or that the platform lacks (SIGHUP on Windows)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    numbers = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+    previous = {}
+
+    def stop(signum: int, frame: Any) -> None:
+        for number in previous:
+            signal.signal(number, signal.SIG_IGN)
+        raise Stopped(signum)
+
+    for number in numbers:
+        if signal.getsignal(number) is not signal.SIG_IGN:
+            previous[number] = signal.signal(number, stop)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _int_in(name: str, low: int, high: int | None, wording: str):
@@ -389,16 +440,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = (dask_client(args.workers or available_cores(), args.scheduler) if args.executor == "dask"
                else nullcontext(args.executor))
     try:
-        with cluster as executor:
+        with stop_signals_interrupt(), cluster as executor:
             ok = [reproduce(f, scale, seed, args.device, args.out, args.cache_dir, not args.no_cache, args.threads,
                             not args.no_progress, overrides, args.data_dir, workers=args.workers,
                             executor=executor, reuse_cells_from=args.reuse_cells_from) for f in figures]
     except SchedulerError as exc:
         parser.exit(2, f"{parser.prog}: error: --scheduler: {exc}\n")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         where = "nothing is cached (--no-cache)" if args.no_cache else "finished cells are kept in the cache"
-        print(f"\ninterrupted: {where}; rerun the same command to resume", file=sys.stderr)
-        return 130
+        what = f"stopped by {exc.name}" if isinstance(exc, Stopped) else "interrupted"
+        print(f"\n{what}: {where}; rerun the same command to resume", file=sys.stderr)
+        return 128 + exc.signum if isinstance(exc, Stopped) else 130
     return 0 if all(ok) else 1
 
 

@@ -176,6 +176,85 @@ def test_ctrl_c_exits_130_with_a_resume_line_and_keeps_finished_cells(tmp_path):
     assert f"({kept}/" in done.stdout  # the rerun resumed from the finished cells
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux ``/proc``): children, grandchildren, ..."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (a container's init may never reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through Linux /proc")
+def test_sigterm_stops_the_worker_processes_and_keeps_finished_cells(tmp_path):
+    args = [sys.executable, "-m", "lthbook", "reproduce", "fig4", "--scale", "ci", "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--workers", "2", "--set", "trials=12",
+            "--set", "chunk=1"]
+    # files, not pipes: without the handler the orphaned workers would hold a pipe open for ever
+    with open(tmp_path / "err", "w") as err_file:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err_file)
+    cells = tmp_path / "cache" / "fig4"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(cells.glob("*.json"))) < 2:
+        time.sleep(0.2)
+    workers = _descendants(proc.pid)
+    assert len(workers) >= 3  # the forkserver and its two workers (and the resource tracker)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=120)
+        deadline = time.time() + 30
+        while time.time() < deadline and any(map(_running, workers)):
+            time.sleep(0.2)
+        left = [pid for pid in workers if _running(pid)]
+        assert not left, f"worker processes left running after SIGTERM: {left}"
+        assert code == 143
+    finally:
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+    err = (tmp_path / "err").read_text()
+    assert "Traceback" not in err and "stopped by SIGTERM" in err and "rerun the same command to resume" in err
+    assert len(list(cells.glob("*.json"))) >= 2 and not list(cells.glob(".tmp-*"))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_stop_signals_raise_once_and_leave_ignored_signals_alone():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(cli.Stopped) as stopped:
+        with cli.stop_signals_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs at the next bytecode; never reached
+    assert stopped.value.signum == signal.SIGTERM and stopped.value.name == "SIGTERM"
+    assert isinstance(stopped.value, KeyboardInterrupt)  # so every Ctrl-C clean-up runs
+    assert signal.getsignal(signal.SIGTERM) is before
+    # a signal ignored before (nohup's SIGHUP) stays ignored inside
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with cli.stop_signals_interrupt():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_more_threads_than_cores_warns_and_cuda_without_gpu_names_the_flag(tmp_path):
     done = run_cli("reproduce", "fig4", "--scale", "ci", "--out", str(tmp_path / "o"), "--cache-dir",
                    str(tmp_path / "c"), "--no-progress", "--threads", str((os.cpu_count() or 1) + 1), *TINY)

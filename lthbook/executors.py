@@ -22,7 +22,10 @@ chooses and opens that executor (:func:`open_executor`):
 
 On an interrupt or an error the pending tasks are cancelled and a local pool's worker
 processes are stopped at once (:func:`stop_local_pool`); results that arrived before stay
-with the caller, who has already stored them.
+with the caller, who has already stored them. If the caller dies without that clean-up
+(``kill -9``, the out-of-memory killer, a notebook kernel restarted), each worker ends on
+its own as soon as it sees the caller gone (:func:`exit_with_parent`), instead of finishing
+its cell and then waiting for ever.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing
 import os
+import threading
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
@@ -142,6 +146,23 @@ def stop_local_pool(pool: cf.ProcessPoolExecutor) -> None:
         process.join(timeout=10)
 
 
+def exit_with_parent() -> None:
+    """Initializer of the local pool's workers: a daemon thread waits on
+    :func:`multiprocessing.parent_process` (for ``forkserver`` and ``spawn`` workers, the
+    process that opened the pool, whose end closes a pipe the worker holds) and ends this
+    worker with exit status 1 when it is gone. Nothing is lost that was not lost already:
+    only the caller stores results. Does nothing in a process without a parent process."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - only ever called in a pool worker
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lthbook-exit-with-parent", daemon=True).start()
+
+
 #: What the ``forkserver`` process imports before it forks workers (``__main__`` is Python's default).
 _PRELOAD = ["__main__", "lthbook.runner"]
 
@@ -172,7 +193,7 @@ def open_executor(executor: Any, scheduler: str | None, workers: int) -> Iterato
             finally:
                 pool.shutdown(wait=False)
     else:
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=local_context())
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=local_context(), initializer=exit_with_parent)
         try:
             yield pool
         except BaseException:
@@ -209,4 +230,4 @@ def for_each_result(pool: cf.Executor, task: Callable[[Any], Any], items: Sequen
 
 __all__ = ["EXECUTOR_NAMES", "DASK_INSTALL", "DaskMissingError", "SchedulerError", "available_cores",
            "resolve_workers", "worker_threads", "is_executor", "check_executor", "import_distributed",
-           "dask_client", "local_context", "stop_local_pool", "open_executor", "for_each_result"]
+           "dask_client", "exit_with_parent", "local_context", "stop_local_pool", "open_executor", "for_each_result"]

@@ -203,7 +203,10 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through Linux /proc")
-def test_sigterm_stops_the_worker_processes_and_keeps_finished_cells(tmp_path):
+@pytest.mark.parametrize("stop, code", [("SIGTERM", 143), ("SIGKILL", -9)])
+def test_a_stopped_run_leaves_no_worker_process_and_keeps_finished_cells(stop, code, tmp_path):
+    """SIGTERM goes through the clean-up of Ctrl-C (``stop_signals_interrupt``); after SIGKILL
+    no clean-up runs, and the workers end themselves (``executors.exit_with_parent``)."""
     args = [sys.executable, "-m", "lthbook", "reproduce", "fig4", "--scale", "ci", "--out", str(tmp_path / "out"),
             "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--workers", "2", "--set", "trials=12",
             "--set", "chunk=1"]
@@ -216,21 +219,22 @@ def test_sigterm_stops_the_worker_processes_and_keeps_finished_cells(tmp_path):
         time.sleep(0.2)
     workers = _descendants(proc.pid)
     assert len(workers) >= 3  # the forkserver and its two workers (and the resource tracker)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(getattr(signal, stop))
     try:
-        code = proc.wait(timeout=120)
+        returned = proc.wait(timeout=120)
         deadline = time.time() + 30
         while time.time() < deadline and any(map(_running, workers)):
             time.sleep(0.2)
         left = [pid for pid in workers if _running(pid)]
-        assert not left, f"worker processes left running after SIGTERM: {left}"
-        assert code == 143
+        assert not left, f"worker processes left running after {stop}: {left}"
+        assert returned == code
     finally:
         for pid in workers:
             if _running(pid):
                 os.kill(pid, signal.SIGKILL)
     err = (tmp_path / "err").read_text()
-    assert "Traceback" not in err and "stopped by SIGTERM" in err and "rerun the same command to resume" in err
+    if stop == "SIGTERM":
+        assert "Traceback" not in err and "stopped by SIGTERM" in err and "rerun the same command to resume" in err
     assert len(list(cells.glob("*.json"))) >= 2 and not list(cells.glob(".tmp-*"))
 
 

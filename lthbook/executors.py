@@ -148,7 +148,7 @@ def stop_local_pool(pool: cf.ProcessPoolExecutor) -> None:
 
 def exit_with_parent() -> None:
     """Initializer of the local pool's workers: a daemon thread waits on
-    :func:`multiprocessing.parent_process` (for ``forkserver`` and ``spawn`` workers, the
+    ``multiprocessing.parent_process()`` (for ``forkserver`` and ``spawn`` workers, the
     process that opened the pool, whose end closes a pipe the worker holds) and ends this
     worker with exit status 1 when it is gone. Nothing is lost that was not lost already:
     only the caller stores results. Does nothing in a process without a parent process."""

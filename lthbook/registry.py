@@ -78,10 +78,10 @@ def format_duration(seconds: float) -> str:
 # reproduce FIG --scale paper, empty cache, 2026-12-04), Fig 2 estimated from timed
 # cells (computed on a GPU instead), Fig 7 estimated by bench/bench_imp.py (bfloat16, as "auto" chose).
 _SECONDS = {
-    # fig2 paper: 2 workers, from committed iteration counts (all 280 cells, far block included) and
-    # per-iteration times measured under a second worker's load (bench/estimate_fig2.py --sibling,
-    # 2026-12-04 evening: 6.59 h of one-core compute; a real run matched it r by r for 157 cells)
-    "fig2": {"ci": 12, "book": 78, "paper": round(6.59 * 3600 / 2)},
+    # fig2 paper: measured, 2 workers, empty cache, all 280 cells in two segments of one run
+    # (reproduce fig2 --scale paper --workers 2, 2026-12-04: 6602 s, then resumed from its cache,
+    # 5489 s); bench/estimate_fig2.py --sibling had predicted 6.59 h of one-core compute, 3.30 h
+    "fig2": {"ci": 12, "book": 78, "paper": 6602 + 5489},
     "fig3": {"ci": 6, "book": 43, "paper": 157},
     "fig4": {"ci": 11, "book": 105, "paper": 488},
     "fig5": {"ci": 9, "book": 18, "paper": 459},

@@ -86,8 +86,9 @@ class Stopped(KeyboardInterrupt):
     """A stop signal (:data:`STOP_SIGNALS`) raised as an interruption in the main thread, so that
     the same clean-up as Ctrl-C runs: the local pool's workers are terminated
     (:func:`lthbook.executors.stop_local_pool`), a Dask cluster is closed, finished cells stay
-    in the cache. Without it SIGTERM ends only this process, and the pool's worker processes
-    (children of the ``forkserver``) are left behind, computing and then waiting for ever."""
+    in the cache, the exit status says which signal. Without it SIGTERM ends this process with
+    none of that: no message, a Dask ``LocalCluster`` not closed, and the local workers ended
+    only by their own watch (:func:`lthbook.executors.exit_with_parent`)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)

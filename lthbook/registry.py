@@ -74,9 +74,9 @@ def format_duration(seconds: float) -> str:
 
 
 # Measured run times from an empty cache on the book's 2-core CPU (book/reproducibility.md):
-# ci and book with the current code; paper: Figs 3-5 with the default workers (one per core,
-# reproduce FIG --scale paper, empty cache, 2026-12-04), Fig 2 estimated from timed
-# cells (computed on a GPU instead), Fig 7 estimated by bench/bench_imp.py (bfloat16, as "auto" chose).
+# ci and book with the current code; paper: Figs 2-5 with the default workers (one per core,
+# reproduce FIG --scale paper, empty cache, 2026-12-04), Fig 7 estimated by bench/bench_imp.py
+# (bfloat16, as "auto" chose).
 _SECONDS = {
     # fig2 paper: measured, 2 workers, empty cache, all 280 cells in two segments of one run
     # (reproduce fig2 --scale paper --workers 2, 2026-12-04: 6602 s, then resumed from its cache,

@@ -176,16 +176,21 @@ def test_ctrl_c_exits_130_with_a_resume_line_and_keeps_finished_cells(tmp_path):
     assert f"({kept}/" in done.stdout  # the rerun resumed from the finished cells
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (state, ppid, ...); [] once gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process below ``pid`` (Linux ``/proc``): children, grandchildren, ..."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
+        fields = _stat(entry.name) if entry.name.isdigit() else []
+        if len(fields) > 1:
+            parents.setdefault(int(fields[1]), []).append(int(entry.name))
     found, todo = [], [pid]
     while todo:
         children = parents.get(todo.pop(), [])
@@ -196,10 +201,8 @@ def _descendants(pid: int) -> list[int]:
 
 def _running(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie (a container's init may never reap it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+    fields = _stat(pid)
+    return bool(fields) and fields[0] != "Z"
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="lists processes through Linux /proc")
@@ -210,7 +213,7 @@ def test_a_stopped_run_leaves_no_worker_process_and_keeps_finished_cells(stop, c
     args = [sys.executable, "-m", "lthbook", "reproduce", "fig4", "--scale", "ci", "--out", str(tmp_path / "out"),
             "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--workers", "2", "--set", "trials=12",
             "--set", "chunk=1"]
-    # files, not pipes: without the handler the orphaned workers would hold a pipe open for ever
+    # files, not pipes: orphaned workers (the bug this test guards against) would hold a pipe open
     with open(tmp_path / "err", "w") as err_file:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err_file)
     cells = tmp_path / "cache" / "fig4"
